@@ -1,1 +1,90 @@
-"""workbench.methods"""
+"""The five methods, each in its own package ``workbench.methods.<name>``.
+
+A method package never imports another method. It exposes ``METHOD``, a :class:`MethodSpec`
+that the pipeline (``workbench run``), the CLI and the notebooks use to train, evaluate and
+report it without knowing its internals::
+
+    from workbench.methods import get_method
+    spec = get_method("piro")
+    cfg = spec.config_cls.for_profile("smoke")
+    metrics = spec.run(cfg, run_dir)            # train + evaluate, writes eval.json
+
+Variants (baselines and ablations of the paper's main tables) are config overrides of the one
+model, never copies of it.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from ..core.errors import ConfigError
+
+METHOD_NAMES = ("compnet3d", "piro", "unicorn", "cmic", "ttp")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One row of a paper table: a named set of nested config overrides."""
+
+    name: str
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """What the pipeline needs to know about a method.
+
+    Attributes:
+        name: package name (``compnet3d``, ...).
+        config_cls: the method's :class:`~workbench.core.config.Config` subclass (with PROFILES).
+        train: ``train(cfg, run_dir) -> dict`` trains (resumably) and returns final train metrics.
+        evaluate: ``evaluate(cfg, run_dir) -> dict`` evaluates the trained run and writes ``eval.json``.
+        variants: the paper's baselines/ablations to run by default (the first is the full method).
+        presets: the synthetic data presets it needs (``views``, ``multiview``, ``collection``, ``retrieval``).
+        tables: ``tables(runs_df) -> {table_name: DataFrame}`` builds the paper-layout tables (ours
+            beside the paper's numbers) from :func:`workbench.eval.results.collect_runs` output.
+    """
+
+    name: str
+    config_cls: type
+    train: Callable[[Any, Path], dict]
+    evaluate: Callable[[Any, Path], dict]
+    variants: tuple[Variant, ...] = (Variant("full"),)
+    presets: tuple[str, ...] = ()
+    tables: Callable[[Any], dict] | None = None
+    description: str = ""
+
+    def run(self, cfg: Any, run_dir: Path) -> dict:
+        """Train then evaluate; returns the evaluation metrics."""
+        self.train(cfg, Path(run_dir))
+        return self.evaluate(cfg, Path(run_dir))
+
+
+def get_method(name: str) -> MethodSpec:
+    """Import ``workbench.methods.<name>`` and return its ``METHOD`` spec."""
+    if name not in METHOD_NAMES:
+        import difflib
+
+        close = difflib.get_close_matches(name, METHOD_NAMES, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise ConfigError(f"unknown method '{name}'{hint} (valid: {', '.join(METHOD_NAMES)})")
+    module = importlib.import_module(f"{__name__}.{name}")
+    spec = getattr(module, "METHOD", None)
+    if not isinstance(spec, MethodSpec):
+        raise ConfigError(f"workbench.methods.{name} does not define METHOD (a MethodSpec)")
+    return spec
+
+
+def available_methods() -> list[str]:
+    """Methods whose package is importable and defines ``METHOD``."""
+    out = []
+    for name in METHOD_NAMES:
+        try:
+            get_method(name)
+        except (ImportError, ConfigError):
+            continue
+        out.append(name)
+    return out
