@@ -100,13 +100,17 @@ def run_job(profile: str | None = None, methods: Iterable[str] | None = None, se
     names = list(methods) if methods else available_methods()
     specs = [get_method(n) for n in names]
     t0 = time.time()
-    presets = sorted({p for s in specs for p in s.presets}) or ["views", "multiview", "collection", "retrieval"]
-    from . import data
+    if specs:
+        presets = sorted({p for s in specs for p in s.presets})
+    else:  # no method available yet: still prepare every preset
+        presets = ["collection", "multiview", "retrieval", "views"]
 
     jobs = [(s, v) for s in specs for v in s.variants]
     bar = tqdm(total=len(presets) + len(jobs), desc=f"workbench run ({profile})", unit="step")
     for preset in presets:
         bar.set_postfix_str(f"data:{preset}")
+        from . import data
+
         data.generate(preset, profile=profile, seed=seed)
         bar.update(1)
     done, reused, failed = 0, 0, []

@@ -1,0 +1,93 @@
+"""The main job: runs are created per variant, completed runs are reused, failures are reported."""
+from dataclasses import dataclass, field
+
+import pytest
+
+import workbench.pipeline as pipeline
+from workbench.core.config import Config
+from workbench.core.errors import ConfigError, WorkbenchError
+from workbench.core.io import write_json
+from workbench.methods import MethodSpec, Variant
+
+
+@dataclass
+class ToyOptim(Config):
+    lr: float = 0.1
+    steps: int = 100
+
+
+@dataclass
+class ToyConfig(Config):
+    seed: int = 0
+    target: float = 3.0
+    optim: ToyOptim = field(default_factory=ToyOptim)
+    PROFILES = {"smoke": {"optim": {"steps": 60}}, "quick": {"optim": {"steps": 80}}}
+
+
+def _make_spec(calls, name="toy", fail=False):
+    def train(cfg, run_dir):
+        calls.append(("train", run_dir.name))
+        if fail:
+            raise RuntimeError("boom")
+        x = 0.0
+        for _ in range(cfg.optim.steps):  # gradient descent on (x - target)^2
+            x -= cfg.optim.lr * 2 * (x - cfg.target)
+        write_json(run_dir / "train.json", {"x": x})
+        return {"x": x}
+
+    def evaluate(cfg, run_dir):
+        import json
+
+        x = json.loads((run_dir / "train.json").read_text())["x"]
+        metrics = {"error": abs(x - cfg.target)}
+        write_json(run_dir / "eval.json", metrics)
+        return metrics
+
+    return MethodSpec(name=name, config_cls=ToyConfig, train=train, evaluate=evaluate,
+                      variants=(Variant("full"), Variant("slow", {"optim": {"lr": 0.001}})), presets=())
+
+
+@pytest.fixture
+def toy(monkeypatch, tmp_path):
+    calls = []
+    specs = {"toy": _make_spec(calls), "bad": _make_spec(calls, name="bad", fail=True)}
+    monkeypatch.setattr(pipeline, "get_method", lambda name: specs[name])
+    monkeypatch.setenv("WB_RUNS_DIR", str(tmp_path / "runs"))
+    return calls, tmp_path / "runs"
+
+
+def test_variants_get_their_overrides_and_profile(toy):
+    spec = pipeline.get_method("toy")
+    cfg = pipeline.make_config(spec, "smoke", spec.variants[1], seed=4, overrides=["target=2"])
+    assert (cfg.optim.steps, cfg.optim.lr, cfg.seed, cfg.target) == (60, 0.001, 4, 2.0)
+
+
+def test_train_then_reuse(toy):
+    calls, runs = toy
+    out = pipeline.train_method("toy", profile="smoke", variant="full")
+    assert out["run_dir"] == runs / "toy" / "smoke-full-s0"
+    assert out["metrics"]["error"] < 1e-3  # 60 steps of lr 0.1 converge to the target
+    assert ToyConfig.load(out["run_dir"] / "config.yaml") == ToyConfig.for_profile("smoke")
+    summary = pipeline.run_job(profile="smoke", methods=["toy"], report=False)
+    assert "1 runs trained, 1 reused, 0 failed" in summary
+    assert [c for c in calls if c[0] == "train"] == [("train", "smoke-full-s0"), ("train", "smoke-slow-s0")]
+    summary = pipeline.run_job(profile="smoke", methods=["toy"], report=False)
+    assert "0 runs trained, 2 reused" in summary and len(calls) == 2
+
+
+def test_a_failing_method_does_not_stop_the_others(toy):
+    calls, runs = toy
+    with pytest.raises(WorkbenchError, match=r"2 runs trained.*2 failed.*failed runs:\n  bad/smoke-full-s0: RuntimeError: boom"):
+        pipeline.run_job(profile="smoke", methods=["bad", "toy"], report=False)
+    assert (runs / "toy" / "smoke-full-s0" / "eval.json").exists()
+
+
+def test_changed_config_under_same_run_name_is_refused(toy):
+    pipeline.train_method("toy", profile="smoke", run="r1")
+    with pytest.raises(ConfigError, match="different config"):
+        pipeline.train_method("toy", profile="smoke", run="r1", overrides=["target=5"])
+
+
+def test_unknown_variant(toy):
+    with pytest.raises(ConfigError, match="unknown variant 'fast' of toy"):
+        pipeline.train_method("toy", profile="smoke", variant="fast")
