@@ -77,7 +77,7 @@ def test_train_then_reuse(toy):
 
 def test_a_failing_method_does_not_stop_the_others(toy):
     calls, runs = toy
-    with pytest.raises(WorkbenchError, match=r"2 runs trained.*2 failed.*failed runs:\n  bad/smoke-full-s0: RuntimeError: boom"):
+    with pytest.raises(WorkbenchError, match=r"(?s)2 runs trained.*2 failed.*failed runs:\n  bad/smoke-full-s0: RuntimeError: boom"):
         pipeline.run_job(profile="smoke", methods=["bad", "toy"], report=False)
     assert (runs / "toy" / "smoke-full-s0" / "eval.json").exists()
 
