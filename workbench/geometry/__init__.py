@@ -1,1 +1,24 @@
-"""workbench.geometry"""
+"""workbench.geometry: pose chain, cameras, meshes, point/mesh losses and shape metrics.
+
+Names and conventions follow pytorch3d (see ``docs/architecture.md`` and ``DESIGN.md``).
+"""
+from .cameras import (CamerasBase, FoVOrthographicCameras, FoVPerspectiveCameras, OrthographicCameras,
+                      PerspectiveCameras, camera_position_from_spherical_angles, cameras_from_pose,
+                      get_ndc_to_screen_transform, get_screen_to_ndc_transform, look_at_view_transform,
+                      pinhole_cameras, pixel_centers_ndc, project_points_pinhole, weak_perspective_project)
+from .mesh import (Meshes, cuboid_mesh, ico_sphere, join_meshes_as_batch, load_obj, load_ply, read_obj,
+                   read_ply, save_obj, save_ply, subdivide)
+from .pose import (camera_center_from_rt, camera_position, inplane_rotation, look_at_rotation, pose_summary,
+                   pose_to_rt, rotation_error, rt_to_pose)
+from .transforms import Transform3d
+
+__all__ = [
+    "CamerasBase", "FoVOrthographicCameras", "FoVPerspectiveCameras", "OrthographicCameras",
+    "PerspectiveCameras", "camera_position_from_spherical_angles", "cameras_from_pose",
+    "get_ndc_to_screen_transform", "get_screen_to_ndc_transform", "look_at_view_transform",
+    "pinhole_cameras", "pixel_centers_ndc", "project_points_pinhole", "weak_perspective_project",
+    "Meshes", "cuboid_mesh", "ico_sphere", "join_meshes_as_batch", "load_obj", "load_ply", "read_obj",
+    "read_ply", "save_obj", "save_ply", "subdivide",
+    "camera_center_from_rt", "camera_position", "inplane_rotation", "look_at_rotation", "pose_summary",
+    "pose_to_rt", "rotation_error", "rt_to_pose", "Transform3d",
+]

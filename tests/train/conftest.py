@@ -1,0 +1,69 @@
+"""Fixtures of the train tests: isolate the global torch state the engine changes."""
+from __future__ import annotations
+
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_globals():
+    """seed_everything() turns on deterministic algorithms and reseeds; undo it after each test."""
+    det = torch.are_deterministic_algorithms_enabled()
+    warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    threads = torch.get_num_threads()
+    states = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    torch.set_num_threads(1)
+    yield
+    torch.use_deterministic_algorithms(det, warn_only=warn)
+    torch.set_num_threads(threads)
+    random.setstate(states[0])
+    np.random.set_state(states[1])
+    torch.set_rng_state(states[2])
+
+
+@pytest.fixture(scope="session")
+def tiny_reference(tmp_path_factory):
+    """An uninterrupted run of the tiny problem: (run_dir, final checkpoint dict, metrics rows)."""
+    import _wb_tiny_run as tiny
+    from workbench.train import load_checkpoint, read_rows
+
+    det = torch.are_deterministic_algorithms_enabled()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    run_dir = tmp_path_factory.mktemp("tiny_reference") / "run"
+    tiny.run(run_dir)
+    torch.use_deterministic_algorithms(det)
+    torch.set_num_threads(threads)
+    return run_dir, load_checkpoint(run_dir), read_rows(run_dir / "metrics.csv")[1]
+
+
+def assert_same_run(run_dir, reference, exact: bool = True, atol: float = 0.0):
+    """Final weights, optimizer state and metrics.csv (time column aside) equal the reference."""
+    from workbench.train import load_checkpoint, read_rows
+
+    _, ref_ckpt, ref_rows = reference
+    ckpt = load_checkpoint(run_dir)
+    assert ckpt["step"] == ref_ckpt["step"]
+    for k, v in ref_ckpt["model"].items():
+        if exact:
+            assert torch.equal(ckpt["model"][k], v), f"weights differ at {k}"
+        else:
+            torch.testing.assert_close(ckpt["model"][k], v, atol=atol, rtol=0)
+    for pid, st in ref_ckpt["optimizer"]["state"].items():
+        for name, t in st.items():
+            if exact:
+                assert torch.equal(torch.as_tensor(ckpt["optimizer"]["state"][pid][name]), torch.as_tensor(t)), \
+                    f"optimizer state {pid}.{name} differs"
+    rows = read_rows(run_dir / "metrics.csv")[1]
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "time"} for r in rs]  # noqa: E731
+    if exact:
+        assert strip(rows) == strip(ref_rows)
+    else:
+        assert [(r["step"], r["phase"]) for r in rows] == [(r["step"], r["phase"]) for r in ref_rows]

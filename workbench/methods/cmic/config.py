@@ -1,0 +1,199 @@
+"""CMIC configuration: one model; the paper's ablations are overrides (see :mod:`.baselines`).
+
+Profiles:
+
+* ``smoke``: seconds on a 2-core CPU (tests, the notebook under CI): tiny CNNs, 32 px, 32-D.
+* ``quick``: minutes on a 2-core CPU: small CNNs, 64 px queries, 48 px renders, 128-D.
+* ``full``: the paper's model (ResNet-50 query encoder, ResNet-34 render encoder, 224 px, 128-D,
+  Adam 5e-5 with betas (0.5, 0.999), 30 queries + 30 shapes per batch, about 400 epochs of
+  Pix3D's 2,648 training images = 35,000 iterations) for a GPU.
+
+Schedules are in iterations (one iteration = one batch of ``batch_size`` queries and
+``shapes_per_batch`` distinct shapes).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+from ...core.config import Config
+from ...core.errors import ConfigError
+from ...train.config import TrainConfig
+from .colour import COLOUR_SPACES
+
+
+@dataclass
+class DataConfig(Config):
+    """Where queries and shapes come from.
+
+    ``source="synthetic"`` generates (or reuses) the ``preset`` with ``workbench.data.generate``
+    at ``profile`` and ``seed``; ``root`` points at an existing dataset in the workbench schema
+    instead (e.g. one written by the Pix3D / CompCars / Stanford Cars adapters). ``categories``
+    restricts queries and repositories to a subset (one category = a fine-grained,
+    single-category run, as the paper's car datasets); empty = all.
+
+    Splits: training queries come from ``train_split``, test queries from ``test_split``. The
+    *seen* repository is ``seen_repository`` (the shapes the training queries show, which contains
+    every test query's ground truth: top-k and shape metrics); the *unseen* repository
+    ``unseen_repository`` holds other shapes (the paper's ShapeNet gallery: shape metrics only).
+    An empty split name or a missing split skips that repository.
+    """
+
+    source: str = "synthetic"
+    preset: str = "retrieval"
+    profile: str = "full"
+    seed: int = 0
+    root: Optional[str] = None
+    categories: list[str] = field(default_factory=list)
+    train_split: str = "train"
+    test_split: str = "test"
+    seen_repository: str = "train"
+    unseen_repository: str = "unseen"
+    shapes_per_batch: int = 30
+    """Distinct shapes per batch: the batch's query shapes, merged, then filled up with random others
+    (official: 30). Must be >= ``train.batch_size`` so every query's shape fits."""
+
+
+@dataclass
+class ModelConfig(Config):
+    """Encoders and attention (:mod:`.model`)."""
+
+    query_backbone: str = "resnet50"
+    render_backbone: str = "resnet34"
+    """The paper's ResNet-34; the official code uses ``resnet18``."""
+    pretrained: bool = False
+    """ImageNet weights for the backbones (official). Needs weights in the torch cache (no download here)."""
+    dim: int = 128
+    attention_hidden: int = 0
+    """0: the official bias-free D x D linear on the query; > 0: an MLP with this hidden width."""
+    attention_layers: int = 2
+    attention_temperature: float = 1.0
+    normalize_shape: bool = False
+    """Re-normalise the attended shape embedding (official: no; it is a convex combination)."""
+    use_mask: bool = True
+    image_size: int = 224
+    """Query input side (crops are resampled to it)."""
+    render_size: int = 224
+    """Render input side."""
+
+
+@dataclass
+class LossConfig(Config):
+    """Losses (:mod:`.losses`). ``L = L_inst + category_weight * L_cat``."""
+
+    instance: Literal["contrastive", "triplet"] = "contrastive"
+    tau: float = 0.1
+    category_weight: float = 0.2
+    """beta_1 of the paper; 0 switches the category loss off."""
+    category_include_gt: bool = True
+    """Table 4: the ground-truth shape counts as a category positive (official code; better row)."""
+    category_reduction: Literal["query", "pair"] = "query"
+    """``query``: the paper's eq. 5 (mean over each query's positives); ``pair``: the official code."""
+    triplet_margin: float = 0.2
+
+
+@dataclass
+class AugmentConfig(Config):
+    """Query / render augmentation (:mod:`.augment`, :mod:`.colour`).
+
+    ``colour``: ``transfer`` (the paper's colour transfer between queries of the batch), ``hsv``
+    (HSV jitter with probability ``hsv_p``) or ``none`` (geometric augmentation only, as the
+    paper's "none" rows). ``colour_space``: ``lab_reinhard`` (the paper), ``cielab`` (correct CIE
+    Lab), ``cielab_x255`` (the official code's distorted Lab).
+    """
+
+    colour: Literal["transfer", "hsv", "none"] = "transfer"
+    colour_space: str = "lab_reinhard"
+    stats_region: Literal["image", "mask"] = "image"
+    transfer_p: float = 1.0
+    allow_self: bool = True
+    hsv_p: float = 0.5
+    hsv_hue: float = 0.1
+    hsv_saturation: float = 0.4
+    hsv_value: float = 0.4
+    geometric: bool = True
+    query_scale: tuple[float, float] = (0.85, 0.95)
+    query_translate: float = 0.05
+    render_scale: tuple[float, float] = (0.65, 0.9)
+    flip_p: float = 0.5
+
+    def validate(self) -> None:
+        if self.colour_space not in COLOUR_SPACES:
+            raise ConfigError(f"augment.colour_space '{self.colour_space}' is not one of {list(COLOUR_SPACES)}")
+        for name in ("transfer_p", "hsv_p", "flip_p"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ConfigError(f"augment.{name} must be in [0, 1], got {v}")
+        for name in ("query_scale", "render_scale"):
+            lo, hi = getattr(self, name)
+            if not 0.0 < lo <= hi <= 1.0:
+                raise ConfigError(f"augment.{name} must satisfy 0 < lo <= hi <= 1, got {(lo, hi)}")
+
+    def settings(self):
+        from .augment import AugmentSettings
+
+        return AugmentSettings(**self.to_dict())
+
+
+@dataclass
+class EvalConfig(Config):
+    """Evaluation (:mod:`.evaluate`)."""
+
+    topk: list[int] = field(default_factory=lambda: [1, 5, 10])
+    shape_metrics: bool = True
+    """Modified Hausdorff distance and voxel IoU between the retrieved and the ground-truth shape."""
+    n_points: int = 10000
+    """Points sampled per shape surface for the Hausdorff distance (official: 10k)."""
+    voxel_resolution: int = 128
+    """Voxel grid side for the IoU (official: 128^3 binvox)."""
+    hausdorff_scale: float = 0.5
+    """Coordinates are multiplied by this before the Hausdorff distance (the official code: 0.5)."""
+    max_queries: int = 0
+    """Evaluate on the first N test queries only (0 = all)."""
+    query_chunk: int = 256
+    shape_chunk: int = 2048
+    batch_size: int = 64
+    figures: bool = True
+
+
+@dataclass
+class CMICConfig(Config):
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        iterations=35000, batch_size=30, lr=5e-5, betas=(0.5, 0.999), eval_every=5000,
+        checkpoint_every=2000, log_every=50))
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    PROFILES = {
+        "smoke": {
+            "data": {"profile": "smoke", "shapes_per_batch": 8},
+            "model": {"query_backbone": "small_cnn", "render_backbone": "small_cnn", "dim": 32,
+                      "image_size": 32, "render_size": 32},
+            "train": {"iterations": 30, "batch_size": 8, "lr": 2e-3, "betas": (0.9, 0.999),
+                      "eval_every": 0, "checkpoint_every": 15, "log_every": 5},
+            "eval": {"n_points": 256, "voxel_resolution": 16, "batch_size": 32, "figures": False},
+        },
+        "quick": {
+            "data": {"profile": "quick", "shapes_per_batch": 24},
+            "model": {"query_backbone": "small_cnn", "render_backbone": "small_cnn", "dim": 128,
+                      "image_size": 64, "render_size": 48},
+            "train": {"iterations": 1200, "batch_size": 24, "lr": 1e-3, "betas": (0.9, 0.999),
+                      "schedule": "cosine", "warmup_iters": 50, "eval_every": 0,
+                      "checkpoint_every": 200, "log_every": 20},
+            "eval": {"n_points": 2048, "voxel_resolution": 32},
+        },
+        "full": {},
+    }
+
+    def validate(self) -> None:
+        if self.data.shapes_per_batch < self.train.batch_size:
+            raise ConfigError(f"data.shapes_per_batch ({self.data.shapes_per_batch}) must be >= "
+                              f"train.batch_size ({self.train.batch_size})")
+        if self.loss.tau <= 0:
+            raise ConfigError(f"loss.tau must be > 0, got {self.loss.tau}")
+        if self.loss.category_weight < 0:
+            raise ConfigError(f"loss.category_weight must be >= 0, got {self.loss.category_weight}")

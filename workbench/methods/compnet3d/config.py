@@ -1,0 +1,200 @@
+"""Configuration of 3D-CompNets (and of its NOVUM and dual-head baselines, as overrides).
+
+One typed config with strict keys; ``PROFILES`` give ``smoke`` (seconds, tests and notebook CI),
+``quick`` (minutes on a 2-core CPU) and ``full`` (the paper's settings on a GPU). Every schedule is
+in iterations except the calibration interval, which the paper states in epochs
+(``loss.calib_every_epochs``; ``loss.calib_every`` in iterations overrides it).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ...core.config import Config
+from ...core.errors import ConfigError
+from ...train.config import TrainConfig
+
+
+@dataclass
+class DataSection(Config):
+    preset: str = "views"
+    """Synthetic data preset (``workbench.data.generate``)."""
+    profile: str = "quick"
+    """Data profile passed to ``workbench.data.generate`` (size of the generated world)."""
+    seed: int = 0
+    """Generator seed of the dataset."""
+    root: str = ""
+    """Explicit dataset root; empty = generate/cache the preset."""
+    calib_fraction: float = 0.1
+    """Held-out calibration split for the confusion weights: this fraction of each class's
+    training images (fixed seed), never trained on."""
+    max_train_images: int = 0
+    """Cap on training images (0 = all)."""
+
+
+@dataclass
+class ModelSection(Config):
+    kind: Literal["compnet", "dualhead"] = "compnet"
+    """``compnet``: neural mesh model (3D-CompNets / NOVUM); ``dualhead``: the DNN baseline
+    (backbone + class logits + 3 x ``pose_bins`` pose classification, cross-entropy)."""
+    backbone: Literal["small_cnn", "resnet18", "resnet50", "vit_b"] = "resnet50"
+    """Feature extractor: ResNet with the neural-mesh-model upsampling decoder (stride 8), a
+    ViT-B/14 (stride 14) or a small CPU CNN (stride 8)."""
+    pretrained: bool = False
+    """ImageNet weights for the ResNet trunk when available locally."""
+    feature_dim: int = 128
+    """D, the unit feature dimension."""
+    width: int = 32
+    """Base channel width of the small CNN."""
+    n_vertices: int = 500
+    """Target vertices per category cuboid (the paper's ~500)."""
+    kappa: float = 1.0 / 0.07
+    """vMF concentration (inverse temperature; NOVUM's T = 0.07)."""
+    pose_bins: int = 40
+    """Dual-head baseline: bins per pose angle (azimuth, elevation, theta)."""
+
+
+@dataclass
+class LossSection(Config):
+    contrast: Literal["grouped", "full"] = "grouped"
+    """``grouped``: 3D-CompNets eqs 2-5; ``full``: NOVUM's contrast against every vertex."""
+    n_sample: int = 32
+    """N, vertices sampled per other class in the cross-class term."""
+    use_weights: bool = True
+    """Confusion weights (eqs 4-5); False keeps every pair at weight 1."""
+    weight_threshold: float = 0.05
+    """Confusion entries below this are set to 0 (the pair is dropped)."""
+    calib_every_epochs: float = 2.0
+    """Recompute the weights every this many epochs-equivalent of iterations."""
+    calib_every: int = 0
+    """Explicit interval in iterations (0: derive from ``calib_every_epochs``)."""
+    calib_max_images: int = 0
+    """Cap on calibration images per recomputation (0 = the whole split)."""
+    bg_weight: float = 0.005
+    """Weight of the background terms in the in-class denominator (NOVUM code; 1 = plain sum)."""
+    bg_reg_weight: float = 0.1
+    """NOVUM's regulariser ``mean(bg feature . vertex features)``; 0 disables it."""
+    exclude_radius: float = 0.075
+    """Same-class vertices whose projections are closer than this fraction of the image's shorter
+    side are dropped from the in-class denominator (NOVUM: 48 px of 640); 0 disables."""
+
+
+@dataclass
+class BankSection(Config):
+    momentum: float = 0.9
+    """sigma of the vertex update (eq 6)."""
+    n_background: int = 2560
+    """N_b background features."""
+    bg_per_image: int = 5
+    """T, new background features per image and step."""
+    average: Literal["visible", "images"] = "visible"
+    """Vertex-update mean over visible observations (eq 6) or over the class's images (NOVUM code)."""
+    bg_region: Literal["non_vertex", "outside_mesh"] = "non_vertex"
+    """Background samples from feature cells holding no vertex projection (paper) or from cells
+    outside the rendered cuboid silhouette."""
+
+
+@dataclass
+class PoseSection(Config):
+    n_azimuth: int = 12
+    n_elevation: int = 4
+    n_theta: int = 3
+    elevation_range: tuple[float, float] = (-math.pi / 6, math.pi / 3)
+    theta_range: tuple[float, float] = (-math.pi / 6, math.pi / 6)
+    distance: float = 0.0
+    """Initial camera distance; 0 = the median distance of the training images."""
+    refine_steps: int = 30
+    """Adam steps refining the camera position and theta (NOVUM 30, NeMo 300)."""
+    refine_lr: float = 0.05
+    refine_betas: tuple[float, float] = (0.4, 0.6)
+    use_background: bool = True
+    """Background term ``max_n f.b_n`` of eq 8 on uncovered pixels."""
+
+
+@dataclass
+class EvalSection(Config):
+    splits: list[str] = field(default_factory=lambda: ["test", "occ_l1", "occ_l2", "occ_l3", "brightness",
+                                                        "frost", "snow", "fog", "style", "unknown"])
+    """Dataset splits to evaluate (those absent from the dataset are skipped with a warning)."""
+    max_images: int = 0
+    """Cap on images per split (0 = all)."""
+    batch_size: int = 16
+    pose: bool = True
+    """Estimate pose (render-and-compare) besides classification."""
+    gt_class_pose: bool = True
+    """Also report pose with the ground-truth class's mesh."""
+    gt_crop: bool = False
+    """NOVUM's oracle: restrict eq 7 to the ground-truth object mask."""
+
+
+@dataclass
+class CompNet3DConfig(Config):
+    seed: int = 0
+    data: DataSection = field(default_factory=DataSection)
+    model: ModelSection = field(default_factory=ModelSection)
+    loss: LossSection = field(default_factory=LossSection)
+    bank: BankSection = field(default_factory=BankSection)
+    pose: PoseSection = field(default_factory=PoseSection)
+    eval: EvalSection = field(default_factory=EvalSection)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        iterations=20000, batch_size=32, lr=1e-4, weight_decay=1e-4, optimizer="adam",
+        checkpoint_every=1000, eval_every=0, log_every=50))
+
+    PROFILES = {
+        "smoke": {
+            "data": {"profile": "smoke"},
+            "model": {"backbone": "small_cnn", "n_vertices": 60, "feature_dim": 32, "width": 16},
+            "loss": {"n_sample": 8, "calib_every": 10},
+            "bank": {"n_background": 64, "bg_per_image": 2},
+            "pose": {"n_azimuth": 8, "n_elevation": 2, "n_theta": 1, "refine_steps": 3},
+            "eval": {"max_images": 16, "batch_size": 8},
+            "train": {"iterations": 25, "batch_size": 8, "lr": 3e-3, "checkpoint_every": 25,
+                      "log_every": 5, "eval_every": 0, "progress": False},
+        },
+        "quick": {
+            "data": {"profile": "quick"},
+            "model": {"backbone": "small_cnn", "n_vertices": 200, "feature_dim": 64, "width": 32},
+            "loss": {"n_sample": 16},
+            "bank": {"n_background": 512},
+            "pose": {"refine_steps": 30},
+            "eval": {"max_images": 200, "batch_size": 16},
+            "train": {"iterations": 600, "batch_size": 16, "lr": 1e-3, "checkpoint_every": 200,
+                      "log_every": 20, "eval_every": 0},
+        },
+        "full": {
+            "data": {"profile": "full"},
+            "model": {"backbone": "resnet50", "pretrained": True, "n_vertices": 500, "feature_dim": 128},
+            "loss": {"n_sample": 32},
+            "bank": {"n_background": 2560},
+            "pose": {"refine_steps": 300},
+            "eval": {"max_images": 0, "batch_size": 32},
+            "train": {"iterations": 20000, "batch_size": 32, "lr": 1e-4, "checkpoint_every": 1000,
+                      "log_every": 50},
+        },
+    }
+
+    def validate(self) -> None:
+        if self.model.feature_dim < 1:
+            raise ConfigError(f"model.feature_dim must be >= 1, got {self.model.feature_dim}")
+        if self.model.n_vertices < 8:
+            raise ConfigError(f"model.n_vertices must be >= 8, got {self.model.n_vertices}")
+        if self.model.kappa <= 0:
+            raise ConfigError(f"model.kappa must be > 0, got {self.model.kappa}")
+        if self.loss.n_sample < 1:
+            raise ConfigError(f"loss.n_sample must be >= 1, got {self.loss.n_sample}")
+        if not 0.0 <= self.loss.weight_threshold < 1.0:
+            raise ConfigError(f"loss.weight_threshold must be in [0, 1), got {self.loss.weight_threshold}")
+        if self.loss.bg_weight <= 0:
+            raise ConfigError(f"loss.bg_weight must be > 0, got {self.loss.bg_weight}")
+        if not 0.0 <= self.bank.momentum < 1.0:
+            raise ConfigError(f"bank.momentum must be in [0, 1), got {self.bank.momentum}")
+        if self.bank.n_background < 1 or self.bank.bg_per_image < 0:
+            raise ConfigError("bank.n_background must be >= 1 and bank.bg_per_image >= 0")
+        if not 0.0 < self.data.calib_fraction < 1.0:
+            raise ConfigError(f"data.calib_fraction must be in (0, 1), got {self.data.calib_fraction}")
+        for k in ("n_azimuth", "n_elevation", "n_theta"):
+            if getattr(self.pose, k) < 1:
+                raise ConfigError(f"pose.{k} must be >= 1, got {getattr(self.pose, k)}")
+        if self.pose.refine_steps < 0:
+            raise ConfigError(f"pose.refine_steps must be >= 0, got {self.pose.refine_steps}")

@@ -1,0 +1,130 @@
+"""Per-category cuboid meshes of the neural mesh model.
+
+Each category ``y`` is represented by one cuboid (the tight box of its shapes, from the dataset's
+``meta.yaml`` ``cuboids``), gridded into about ``n_vertices`` vertices by
+:func:`workbench.geometry.cuboid_mesh`. Classes are padded to the largest vertex count in the bank
+(``valid`` masks the padding).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from ...core.errors import ConfigError, DataError
+
+
+def novum_cuboid_vertex_count(size: Sequence[float], n_vertices: int) -> int:
+    """Vertex count of NOVUM's ``createCuboidMesh`` rule (each face gridded separately).
+
+    The grid edge is ``sqrt(total area / n_vertices)``; each face of sides ``(a, b)`` gets
+    ``(ceil(a/l) + 1) * (ceil(b/l) + 1)`` vertices (box-edge vertices are duplicated).
+    """
+    sx, sy, sz = (float(s) for s in size)
+    area = 2 * (sx * sy + sy * sz + sx * sz)
+    edge = math.sqrt(area / n_vertices)
+    n = lambda s: max(1, math.ceil(s / edge)) + 1  # noqa: E731
+    return 2 * (n(sx) * n(sy) + n(sy) * n(sz) + n(sx) * n(sz))
+
+
+def _cuboid_mesh():
+    try:
+        from ...geometry import cuboid_mesh  # type: ignore[attr-defined]
+    except ImportError:
+        try:
+            from ...geometry.mesh import cuboid_mesh  # type: ignore
+        except ImportError:
+            return None
+    return cuboid_mesh
+
+
+def random_cuboids(n: int, seed: int = 0) -> list[tuple[float, float, float]]:
+    """``n`` box sizes with largest side 1 and the others in [0.3, 1] (stand-in categories)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        s = rng.uniform(0.3, 1.0, size=3)
+        s[rng.integers(3)] = 1.0
+        out.append(tuple(float(v) for v in s))
+    return out
+
+
+def procedural_cuboids(n: int, seed: int = 0) -> list[tuple[float, float, float]]:
+    """Cuboids of ``n`` procedural categories of the data layer, else :func:`random_cuboids`."""
+    try:
+        from ...data import procedural_category_cuboids  # type: ignore[attr-defined]
+    except ImportError:
+        return random_cuboids(n, seed)
+    return [tuple(map(float, c)) for c in procedural_category_cuboids(n, seed=seed)]
+
+
+def category_vertex_counts(n_classes: int, n_vertices: int = 500, seed: int = 0) -> list[int]:
+    """Vertex counts of ``n_classes`` category cuboids meshed with about ``n_vertices`` each."""
+    sizes = procedural_cuboids(n_classes, seed)
+    build = _cuboid_mesh()
+    if build is None:
+        return [novum_cuboid_vertex_count(s, n_vertices) for s in sizes]
+    return [int(_verts_faces(build(torch.tensor(s), n_vertices))[0].shape[0]) for s in sizes]
+
+
+def _verts_faces(m):
+    """``cuboid_mesh`` may return ``(verts, faces)`` or a ``Meshes``."""
+    if isinstance(m, tuple):
+        return m
+    return m.verts_packed(), m.faces_packed()
+
+
+@dataclass
+class CategoryMeshes:
+    """Cuboid meshes of all categories, padded for the vertex bank.
+
+    Attributes:
+        names: category names, index = class id.
+        verts: list of ``(V_y, 3)`` float tensors (object frame, world units).
+        faces: list of ``(F_y, 3)`` long tensors.
+    """
+
+    names: list[str]
+    verts: list[torch.Tensor]
+    faces: list[torch.Tensor]
+
+    @property
+    def n_vertices(self) -> list[int]:
+        return [int(v.shape[0]) for v in self.verts]
+
+    @property
+    def max_vertices(self) -> int:
+        return max(self.n_vertices)
+
+    def padded_verts(self) -> torch.Tensor:
+        """``(Y, K, 3)`` vertices, padded slots at the origin (mask them with the bank's ``valid``)."""
+        K = self.max_vertices
+        out = torch.zeros(len(self.verts), K, 3)
+        for i, v in enumerate(self.verts):
+            out[i, : v.shape[0]] = v
+        return out
+
+    def to(self, device) -> "CategoryMeshes":
+        return CategoryMeshes(self.names, [v.to(device) for v in self.verts], [f.to(device) for f in self.faces])
+
+
+def build_category_meshes(cuboids: Mapping[str, Sequence[float]], names: Sequence[str],
+                          n_vertices: int) -> CategoryMeshes:
+    """Cuboid meshes for ``names`` from ``cuboids`` (``{name: [sx, sy, sz]}`` full side lengths)."""
+    build = _cuboid_mesh()
+    if build is None:
+        raise ConfigError("workbench.geometry.cuboid_mesh is not available yet")
+    verts, faces = [], []
+    for n in names:
+        if n not in cuboids:
+            raise DataError(f"meta.yaml cuboids has no entry for category '{n}'")
+        size = torch.as_tensor([float(s) for s in cuboids[n]], dtype=torch.float32)
+        if size.shape != (3,) or (size <= 0).any():
+            raise DataError(f"meta.yaml cuboids['{n}'] must be 3 positive side lengths, got {cuboids[n]}")
+        v, f = _verts_faces(build(size, n_vertices))
+        verts.append(torch.as_tensor(v, dtype=torch.float32))
+        faces.append(torch.as_tensor(f, dtype=torch.long))
+    return CategoryMeshes(list(names), verts, faces)

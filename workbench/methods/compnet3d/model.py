@@ -1,0 +1,282 @@
+"""The neural mesh model of 3D-CompNets / NOVUM and the dual-head DNN baseline.
+
+Feature extractor (``FeatureExtractor``): an image ``(B, 3, H, W)`` in [0, 1] becomes a unit feature
+map ``(B, D, H/s, W/s)``:
+
+* ``resnet50`` / ``resnet18``: NeMo's ``ResNetExt``. The trunk's last three stages (strides 8, 16,
+  32) are fused by two upsampling stages (``DoubleConv`` on the stride-32 map, bilinear x2 +
+  concatenation + 2 x conv-BN-ReLU, twice), then a 1x1 projection to D and L2 normalisation;
+  stride 8;
+* ``small_cnn``: the same decoder on a small 4-stage CNN trunk (CPU profiles), stride 8;
+* ``vit_b``: a ViT-B/14 (DINOv2's shape; input resized to a multiple of 14) whose patch tokens are
+  projected to D; stride 14.
+
+``NeuralMeshModel`` = extractor + :class:`~.bank.FeatureBank` + the padded category cuboids.
+``DualHead`` = the same trunk + global pooling + class logits and 3 x ``bins`` pose logits
+(azimuth, elevation, theta), the paper's ResNet/DINOv2 baselines.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...core.errors import ConfigError, ShapeError
+from .bank import FeatureBank
+from .config import CompNet3DConfig, ModelSection
+from .mesh import CategoryMeshes
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _conv_bn_relu(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, k, stride, k // 2, bias=False), nn.BatchNorm2d(cout),
+                         nn.ReLU(inplace=True))
+
+
+class DoubleConv(nn.Sequential):
+    """(conv3x3-BN-ReLU) x 2."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__(_conv_bn_relu(cin, cout), _conv_bn_relu(cout, cout))
+
+
+class UpsampleDecoder(nn.Module):
+    """NeMo's two-stage upsampling decoder: stride-32/16/8 maps -> one stride-8 map.
+
+    ``channels = (c8, c16, c32)`` of the trunk stages; output channels ``c8 // 2``.
+    """
+
+    def __init__(self, channels: Sequence[int]):
+        super().__init__()
+        c8, c16, c32 = channels
+        self.top = DoubleConv(c32, c16)
+        self.up1 = DoubleConv(c16 + c16, c8)
+        self.up2 = DoubleConv(c8 + c8, c8 // 2)
+        self.out_channels = c8 // 2
+
+    @staticmethod
+    def _up_cat(x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)
+        dh, dw = skip.shape[-2] - x.shape[-2], skip.shape[-1] - x.shape[-1]
+        if dh or dw:  # pad/crop to the skip's size (odd inputs)
+            x = F.pad(x, [dw // 2, dw - dw // 2, dh // 2, dh - dh // 2])
+        return torch.cat([skip, x], 1)
+
+    def forward(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
+        f8, f16, f32 = feats
+        x = self.top(f32)
+        x = self.up1(self._up_cat(x, f16))
+        return self.up2(self._up_cat(x, f8))
+
+
+class SmallTrunk(nn.Module):
+    """Small CPU CNN with stage outputs at strides 8, 16, 32 (widths ``2w, 4w, 8w``)."""
+
+    def __init__(self, width: int = 32, in_channels: int = 3):
+        super().__init__()
+        w = width
+        self.stem = nn.Sequential(_conv_bn_relu(in_channels, w, stride=2), _conv_bn_relu(w, w),
+                                  _conv_bn_relu(w, 2 * w, stride=2), _conv_bn_relu(2 * w, 2 * w))   # s4
+        self.s8 = nn.Sequential(_conv_bn_relu(2 * w, 2 * w, stride=2), _conv_bn_relu(2 * w, 2 * w))
+        self.s16 = nn.Sequential(_conv_bn_relu(2 * w, 4 * w, stride=2), _conv_bn_relu(4 * w, 4 * w))
+        self.s32 = nn.Sequential(_conv_bn_relu(4 * w, 8 * w, stride=2), _conv_bn_relu(8 * w, 8 * w))
+        self.channels = (2 * w, 4 * w, 8 * w)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x8 = self.s8(self.stem(x))
+        x16 = self.s16(x8)
+        return [x8, x16, self.s32(x16)]
+
+
+class ResNetTrunk(nn.Module):
+    """torchvision ResNet stages ``layer2, layer3, layer4`` (strides 8, 16, 32)."""
+
+    def __init__(self, name: str = "resnet50", pretrained: bool = False):
+        super().__init__()
+        net = _torchvision_resnet(name, pretrained)
+        self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1)
+        self.layer2, self.layer3, self.layer4 = net.layer2, net.layer3, net.layer4
+        self.channels = tuple(_out_channels(m) for m in (net.layer2, net.layer3, net.layer4))
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x8 = self.layer2(self.stem(x))
+        x16 = self.layer3(x8)
+        return [x8, x16, self.layer4(x16)]
+
+
+def _out_channels(layer: nn.Module) -> int:
+    convs = [m for m in layer.modules() if isinstance(m, nn.Conv2d)]
+    return convs[-1].out_channels
+
+
+def _torchvision_resnet(name: str, pretrained: bool) -> nn.Module:
+    """A torchvision ResNet, through ``workbench.nn.build_backbone`` when it exposes one."""
+    try:
+        from ...nn import build_backbone  # type: ignore[attr-defined]
+
+        net = build_backbone(name, pretrained=pretrained)
+        for attr in ("net", "model", "body", "backbone", "resnet"):
+            if hasattr(net, attr) and hasattr(getattr(net, attr), "layer4"):
+                net = getattr(net, attr)
+                break
+        if hasattr(net, "layer4"):
+            return net
+    except ImportError:
+        pass
+    import torchvision
+
+    if pretrained:
+        raise ConfigError(f"model.pretrained=True: no local ImageNet weights for {name} "
+                          f"(workbench.nn.build_backbone is not available)")
+    return getattr(torchvision.models, name)(weights=None)
+
+
+class ViTTrunk(nn.Module):
+    """ViT-B/14 (DINOv2-shaped) over an input resized to a multiple of 14; returns patch tokens
+    as a ``(B, 768, H/14, W/14)`` map."""
+
+    def __init__(self, image_size: tuple[int, int], patch: int = 14, layers: int = 12, heads: int = 12,
+                 hidden: int = 768, mlp: int = 3072):
+        super().__init__()
+        from torchvision.models.vision_transformer import VisionTransformer
+
+        H, W = image_size
+        self.size = (max(patch, round(H / patch) * patch), max(patch, round(W / patch) * patch))
+        side = max(self.size)
+        self.vit = VisionTransformer(image_size=side, patch_size=patch, num_layers=layers, num_heads=heads,
+                                     hidden_dim=hidden, mlp_dim=mlp)
+        self.patch = patch
+        self.channels = (hidden,)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        side = self.vit.image_size
+        x = F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False)
+        t = self.vit.conv_proj(x)                                            # (B, C, s, s)
+        B, C, h, w = t.shape
+        t = t.flatten(2).transpose(1, 2)
+        t = torch.cat([self.vit.class_token.expand(B, -1, -1), t], 1)
+        t = self.vit.encoder(t)[:, 1:]
+        return [t.transpose(1, 2).reshape(B, C, h, w)]
+
+
+class FeatureExtractor(nn.Module):
+    """Image ``(B, 3, H, W)`` in [0, 1] -> unit features ``(B, D, h, w)`` (see module docstring)."""
+
+    def __init__(self, cfg: ModelSection, image_size: tuple[int, int] = (128, 128)):
+        super().__init__()
+        self.kind = cfg.backbone
+        self.image_size = tuple(image_size)
+        if cfg.backbone == "small_cnn":
+            self.trunk = SmallTrunk(cfg.width)
+            self.decoder = UpsampleDecoder(self.trunk.channels)
+            cout = self.decoder.out_channels
+        elif cfg.backbone in ("resnet18", "resnet50"):
+            self.trunk = ResNetTrunk(cfg.backbone, cfg.pretrained)
+            self.decoder = UpsampleDecoder(self.trunk.channels)
+            cout = self.decoder.out_channels
+        elif cfg.backbone == "vit_b":
+            self.trunk = ViTTrunk(self.image_size)
+            self.decoder = None
+            cout = self.trunk.channels[0]
+        else:  # pragma: no cover - Literal-checked by the config
+            raise ConfigError(f"unknown backbone {cfg.backbone!r}")
+        self.head = nn.Conv2d(cout, cfg.feature_dim, 1)
+        self.pool_channels = self.trunk.channels[-1]
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def trunk_features(self, images: torch.Tensor) -> list[torch.Tensor]:
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ShapeError(f"images: expected (B, 3, H, W), got {tuple(images.shape)}")
+        return self.trunk((images - self.mean) / self.std)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        feats = self.trunk_features(images)
+        x = self.decoder(feats) if self.decoder is not None else feats[-1]
+        return F.normalize(self.head(x), dim=1)
+
+    def output_size(self, image_size: tuple[int, int]) -> tuple[int, int]:
+        """Feature-map size for an input size (by a dry run on a zero image)."""
+        with torch.no_grad():
+            was = self.training
+            self.eval()
+            out = self(torch.zeros(1, 3, *image_size, device=self.mean.device))
+            self.train(was)
+        return tuple(out.shape[-2:])
+
+
+class NeuralMeshModel(nn.Module):
+    """Extractor + vertex/background banks + padded class cuboids (3D-CompNets and NOVUM).
+
+    Buffers: ``verts (Y, K, 3)``, ``n_verts (Y,)``; faces are kept as a list (``faces``), rebuilt
+    from the dataset's cuboids (deterministic) and moved with the module.
+    """
+
+    def __init__(self, cfg: CompNet3DConfig, meshes: CategoryMeshes, image_size: tuple[int, int]):
+        super().__init__()
+        self.cfg = cfg
+        self.class_names = list(meshes.names)
+        self.extractor = FeatureExtractor(cfg.model, image_size)
+        self.bank = FeatureBank(meshes.n_vertices, cfg.model.feature_dim, cfg.bank.n_background)
+        self.register_buffer("verts", meshes.padded_verts())
+        self.register_buffer("n_verts", torch.tensor(meshes.n_vertices))
+        self.faces = [f.clone() for f in meshes.faces]
+
+    def _apply(self, fn, *args, **kwargs):
+        super()._apply(fn, *args, **kwargs)
+        self.faces = [fn(f) if f.is_floating_point() else f.to(self.verts.device) for f in self.faces]
+        return self
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, H, W)`` -> unit feature map ``(B, D, h, w)``."""
+        return self.extractor(images)
+
+
+class DualHead(nn.Module):
+    """The DNN baseline: trunk + global average pool + class logits + 3 x ``bins`` pose logits."""
+
+    def __init__(self, cfg: CompNet3DConfig, n_classes: int, image_size: tuple[int, int]):
+        super().__init__()
+        self.cfg = cfg
+        self.extractor = FeatureExtractor(cfg.model, image_size)
+        c = self.extractor.pool_channels
+        self.bins = cfg.model.pose_bins
+        self.cls = nn.Linear(c, n_classes)
+        self.pose = nn.Linear(c, 3 * self.bins)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> ``class logits (B, Y)``, ``pose logits (B, 3, bins)`` (azimuth, elevation, theta)."""
+        x = self.extractor.trunk_features(images)[-1].mean((-2, -1))
+        return self.cls(x), self.pose(x).view(-1, 3, self.bins)
+
+
+# ---------------------------------------------------------------------------- pose bins (dual head)
+POSE_RANGES = ((0.0, 2 * math.pi), (-math.pi / 2, math.pi / 2), (-math.pi, math.pi))
+
+
+def angles_to_bins(azimuth: torch.Tensor, elevation: torch.Tensor, theta: torch.Tensor, bins: int) -> torch.Tensor:
+    """Angles (radians) -> ``(B, 3)`` long bin indices over :data:`POSE_RANGES` (azimuth and theta wrap)."""
+    out = []
+    for x, (lo, hi), wrap in zip((azimuth, elevation, theta), POSE_RANGES, (True, False, True)):
+        span = hi - lo
+        u = (x - lo) / span
+        u = torch.remainder(u, 1.0) if wrap else u.clamp(0.0, 1.0 - 1e-6)
+        out.append((u * bins).long().clamp(0, bins - 1))
+    return torch.stack(out, 1)
+
+
+def bins_to_angles(idx: torch.Tensor, bins: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(B, 3)`` bin indices -> bin-centre angles (azimuth, elevation, theta)."""
+    outs = []
+    for j, (lo, hi) in enumerate(POSE_RANGES):
+        outs.append(lo + (idx[:, j].float() + 0.5) * (hi - lo) / bins)
+    return outs[0], outs[1], outs[2]
