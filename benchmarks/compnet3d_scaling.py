@@ -42,10 +42,15 @@ def _label(mode: str, n: int | None) -> str:
 
 
 def _batch(bank: FeatureBank, batch: int, visible_frac: float, g: torch.Generator, device):
+    """Random unit features; exactly ``visible_frac * min(vertices)`` visible slots per image, so
+    the number of loss rows is the same for every Y."""
     Y, K, D = bank.vertex.shape
     labels = torch.randint(0, Y, (batch,), generator=g)
     feats = F.normalize(torch.randn(batch, K, D, generator=g), dim=-1)
-    visible = (torch.rand(batch, K, generator=g) < visible_frac) & bank.valid[labels].cpu()
+    n_vis = max(1, int(visible_frac * int(bank.valid.sum(1).min())))
+    keys = torch.rand(batch, K, generator=g).masked_fill(~bank.valid[labels].cpu(), -1.0)
+    visible = torch.zeros(batch, K, dtype=torch.bool)
+    visible.scatter_(1, keys.topk(n_vis, dim=1).indices, True)
     bgf = F.normalize(torch.randn(batch * 5, D, generator=g), dim=-1)
     return (feats.to(device).requires_grad_(True), visible.to(device), labels.to(device),
             bgf.to(device).requires_grad_(True))

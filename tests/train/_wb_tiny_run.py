@@ -85,6 +85,31 @@ def run(run_dir, kill_at: int | None = None, randomness: bool = True, callbacks=
     return trainer, result
 
 
+def assert_same_run(run_dir, reference, exact: bool = True, atol: float = 0.0):
+    """Final weights, optimizer state and metrics.csv (time column aside) equal the reference."""
+    from workbench.train import load_checkpoint, read_rows
+
+    _, ref_ckpt, ref_rows = reference
+    ckpt = load_checkpoint(run_dir)
+    assert ckpt["step"] == ref_ckpt["step"]
+    for k, v in ref_ckpt["model"].items():
+        if exact:
+            assert torch.equal(ckpt["model"][k], v), f"weights differ at {k}"
+        else:
+            torch.testing.assert_close(ckpt["model"][k], v, atol=atol, rtol=0)
+    for pid, st in ref_ckpt["optimizer"]["state"].items():
+        for name, t in st.items():
+            if exact:
+                assert torch.equal(torch.as_tensor(ckpt["optimizer"]["state"][pid][name]), torch.as_tensor(t)), \
+                    f"optimizer state {pid}.{name} differs"
+    rows = read_rows(run_dir / "metrics.csv")[1]
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "time"} for r in rs]  # noqa: E731
+    if exact:
+        assert strip(rows) == strip(ref_rows)
+    else:
+        assert [(r["step"], r["phase"]) for r in rows] == [(r["step"], r["phase"]) for r in ref_rows]
+
+
 def _kill_inside_save(step: int) -> None:
     """Make the checkpoint write of ``step`` die half-way (after part of the temp file is written)."""
     real_save = torch.save

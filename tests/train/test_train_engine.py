@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import _wb_tiny_run as tiny
-from conftest import assert_same_run
+from _wb_tiny_run import assert_same_run
 from workbench.core import CheckpointError, NonFiniteLossError, TrainingError, WorkbenchError
 from workbench.train import (CHECKPOINT_NAME, History, LambdaCallback, NonFiniteGradientError, ResumableLoader,
                              TrainConfig, Trainer, build_optimizer, load_checkpoint, load_model_weights,
@@ -48,7 +48,7 @@ def test_nan_before_first_checkpoint_reports_none(tmp_path):
 def test_nonfinite_gradient_with_finite_loss_is_caught(tmp_path):
     def hook(step, loss):
         if step == 12:  # sqrt at 0: finite value, NaN gradient
-            w = next(p for p in torch.nn.Module.parameters(hook.model))
+            w = next(hook.model.parameters())
             return loss + torch.sqrt((w * 0).sum())
         return loss
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import _wb_tiny_run as tiny
-from conftest import assert_same_run
+from _wb_tiny_run import assert_same_run
 from workbench.train import LambdaCallback, load_checkpoint, read_rows
 
 SCRIPT = Path(__file__).with_name("_wb_tiny_run.py")

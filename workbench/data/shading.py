@@ -65,6 +65,16 @@ def project_keypoints(points: np.ndarray, R: np.ndarray, T: np.ndarray, focal: f
     return np.stack([u, v], -1), z
 
 
+def _pool(x: np.ndarray, s: int) -> np.ndarray:
+    """Mean over non-overlapping s x s blocks of axes 1, 2 of ``(N, H*s, W*s, ...)``."""
+    acc = None
+    for i in range(s):
+        for j in range(s):
+            part = x[:, i::s, j::s]
+            acc = part.copy() if acc is None else acc + part
+    return acc / (s * s)
+
+
 def render_views(model: ObjectModel, azimuth, elevation, theta, distance, focal: float,
                  principal: Sequence[float] | np.ndarray, image_size: int | Sequence[int], supersample: int = 1,
                  lights: Optional[Sequence[Light]] = None, style: str = "shaded") -> Dict[str, np.ndarray]:
@@ -138,11 +148,11 @@ def render_views(model: ObjectModel, azimuth, elevation, theta, distance, focal:
             raise ValueError(f"unknown style '{style}' (valid: shaded, cad, grey)")
         rgb[idx] = np.clip(col, 0, 1).astype(np.float32)
     if s > 1:
-        cov = hit.reshape(N, H, s, W, s).mean((2, 4)).astype(np.float32)
-        rgb_o = rgb.reshape(N, H, s, W, s, 3).mean((2, 4))
-        dsum = np.where(hit, depth, 0).reshape(N, H, s, W, s).sum((2, 4))
-        cnt = hit.reshape(N, H, s, W, s).sum((2, 4))
-        dep = np.where(cnt > 0, dsum / np.maximum(cnt, 1), np.inf).astype(np.float32)
+        hitf = hit.astype(np.float32)
+        cov = _pool(hitf, s)
+        rgb_o = _pool(rgb, s)
+        dsum = _pool(np.where(hit, depth, 0).astype(np.float32), s)
+        dep = np.where(cov > 0, dsum / np.maximum(cov, 1e-6), np.inf).astype(np.float32)
     else:
         cov = hit.astype(np.float32)
         rgb_o = rgb

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from functools import lru_cache
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -39,7 +40,7 @@ from .materials import Material, flat_material, sample_material
 __all__ = [
     "Param", "CategoryDef", "Builder", "ObjectModel", "CATEGORIES", "NAMED_CATEGORIES", "register",
     "get_category", "sample_params", "sample_family", "family_instance", "make_object", "corner_normals",
-    "category_cuboid", "stable_seed",
+    "category_cuboid", "reference_cuboid", "stable_seed",
 ]
 
 # ----------------------------------------------------------------------------- parameters
@@ -301,8 +302,11 @@ def _sample_slots(cat: CategoryDef, rng: np.random.Generator) -> Dict[str, Mater
 
 
 def make_object(category: CategoryDef | str, params: Dict[str, Any], material_seed: int = 0,
-                untextured: bool = False) -> ObjectModel:
-    """Build, normalise and colour one instance (see the module docstring)."""
+                untextured: bool = False, geometry_only: bool = False) -> ObjectModel:
+    """Build, normalise and colour one instance (see the module docstring).
+
+    ``geometry_only`` skips materials and shading normals (fast; for statistics such as cuboids).
+    """
     cat = get_category(category) if isinstance(category, str) else category
     b = Builder(cat)
     cat.build(params, b)
@@ -329,10 +333,14 @@ def make_object(category: CategoryDef | str, params: Dict[str, Any], material_se
     scale = 1.0 / float((hi - lo).max())
     V = (V - center) * scale
     kps = (np.stack([b.keypoints[k] for k in cat.keypoint_names]) - center) * scale
-    rng = np.random.default_rng(material_seed)
-    mats = _sample_slots(cat, rng)
-    materials = [flat_material() if untextured else mats[s] for s in slot_order]
-    cn = corner_normals(V, Fc, np.concatenate(smooth))
+    if geometry_only:
+        materials = [flat_material() for _ in slot_order]
+        cn = np.zeros((Fc.shape[0], 3, 3), np.float32)
+    else:
+        rng = np.random.default_rng(material_seed)
+        mats = _sample_slots(cat, rng)
+        materials = [flat_material() if untextured else mats[s] for s in slot_order]
+        cn = corner_normals(V, Fc, np.concatenate(smooth))
     return ObjectModel(cat.name, dict(params), V.astype(np.float32), Fc.astype(np.int32),
                        np.concatenate(fpart), np.concatenate(fslot), cat.part_labels, tuple(slot_order),
                        materials, kps.astype(np.float32), cat.keypoint_names, cn, scale)
@@ -346,6 +354,20 @@ def category_cuboid(models: Sequence[ObjectModel], coverage: float = 0.99) -> Tu
     lo = np.quantile(V, q, axis=0)
     hi = np.quantile(V, 1 - q, axis=0)
     return (hi - lo).round(5).tolist(), ((hi + lo) / 2).round(5).tolist()
+
+
+@lru_cache(maxsize=None)
+def reference_cuboid(category: str, n: int = 32) -> Tuple[List[float], List[float]]:
+    """Category cuboid (full side lengths, centre) from ``n`` fixed reference instances.
+
+    Independent of any dataset seed, so every dataset of the world shares the same cuboid per
+    category (compnet3d's neural mesh is built on it).
+    """
+    models = []
+    for i in range(n):
+        rng = np.random.default_rng(stable_seed("cuboid", category, i))
+        models.append(make_object(category, sample_params(category, rng), 0, geometry_only=True))
+    return category_cuboid(models)
 
 
 # ============================================================================= categories

@@ -1,14 +1,75 @@
-"""``Fragments``: the rasterizer output, with pytorch3d's fields, shapes, sentinels and signs."""
+"""``Fragments``: the rasterizer output, with pytorch3d's fields, shapes, sentinels and signs.
+
+The torch backend additionally attaches a :class:`PackedFragments` (``fragments.packed``): the same
+data for the occupied slots only. The built-in blending functions and shaders use it when present
+(cost follows covered slots instead of ``N * H * W * K``); anything that rebuilds a ``Fragments``
+from its four fields simply falls back to the dense path.
+"""
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import NamedTuple, Optional
 
 import torch
 
-__all__ = ["Fragments"]
+__all__ = ["Fragments", "PackedFragments"]
 
 
-class Fragments(NamedTuple):
+@dataclass
+class PackedFragments:
+    """Occupied rasterization slots, sorted by (pixel, rank).
+
+    Attributes:
+        pix: ``(M,)`` int64 flat pixel index ``n * H * W + row * W + col``.
+        rank: ``(M,)`` int64 slot k (0 = nearest).
+        face: ``(M,)`` int64 packed face index.
+        bary: ``(M, 3)``; zbuf: ``(M,)``; dists: ``(M,)`` signed squared NDC distance (negative inside).
+        N, H, W, K: dense shape.
+    """
+
+    pix: torch.Tensor
+    rank: torch.Tensor
+    face: torch.Tensor
+    bary: torch.Tensor
+    zbuf: torch.Tensor
+    dists: torch.Tensor
+    N: int
+    H: int
+    W: int
+    K: int
+
+    @property
+    def slot(self) -> torch.Tensor:
+        """Flat index into ``(N * H * W * K)``."""
+        return self.pix * self.K + self.rank
+
+    def detach(self) -> "PackedFragments":
+        return PackedFragments(self.pix, self.rank, self.face, self.bary.detach(), self.zbuf.detach(),
+                               self.dists.detach(), self.N, self.H, self.W, self.K)
+
+    def to_dense(self) -> "Fragments":
+        """Scatter into pytorch3d-shaped :class:`Fragments` (-1 in empty slots), keeping gradients."""
+        N, H, W, K = self.N, self.H, self.W, self.K
+        n = N * H * W * K
+        slot = self.slot
+        dev = self.face.device
+        p2f = torch.full((n,), -1, dtype=torch.int64, device=dev).index_copy_(0, slot, self.face)
+        zbuf = torch.full((n,), -1.0, dtype=self.zbuf.dtype, device=dev).index_copy_(0, slot, self.zbuf)
+        dists = torch.full((n,), -1.0, dtype=self.dists.dtype, device=dev).index_copy_(0, slot, self.dists)
+        bary = torch.full((n, 3), -1.0, dtype=self.bary.dtype, device=dev).index_copy_(0, slot, self.bary)
+        fr = Fragments(p2f.view(N, H, W, K), zbuf.view(N, H, W, K), bary.view(N, H, W, K, 3), dists.view(N, H, W, K))
+        fr.packed = self
+        return fr
+
+
+class _FragmentsTuple(NamedTuple):
+    pix_to_face: torch.Tensor
+    zbuf: torch.Tensor
+    bary_coords: torch.Tensor
+    dists: torch.Tensor
+
+
+class Fragments(_FragmentsTuple):
     """Per-pixel list of the K nearest faces (sorted by increasing view depth).
 
     Attributes:
@@ -17,16 +78,27 @@ class Fragments(NamedTuple):
         bary_coords: ``(N, H, W, K, 3)`` barycentrics of the pixel w.r.t. (v0, v1, v2), -1 if empty.
         dists: ``(N, H, W, K)`` signed **squared** NDC distance from the pixel centre to the face's
             closest edge, negative inside the face, -1 if empty.
+        packed: optional :class:`PackedFragments` with the same data (torch backend).
 
     Row 0 is the top of the image, column 0 the left (the pixel at row i, column j is centred at
     image coordinates ``(j + 0.5, i + 0.5)``). ``zbuf``, ``bary_coords`` and ``dists`` are
     differentiable w.r.t. the vertex positions; ``pix_to_face`` is not.
     """
 
-    pix_to_face: torch.Tensor
-    zbuf: torch.Tensor
-    bary_coords: torch.Tensor
-    dists: torch.Tensor
+    packed: Optional[PackedFragments] = None
 
     def detach(self) -> "Fragments":
-        return Fragments(self.pix_to_face, self.zbuf.detach(), self.bary_coords.detach(), self.dists.detach())
+        fr = Fragments(self.pix_to_face, self.zbuf.detach(), self.bary_coords.detach(), self.dists.detach())
+        if self.packed is not None:
+            fr.packed = self.packed.detach()
+        return fr
+
+
+def packed_of(fragments) -> Optional[PackedFragments]:
+    """The packed view of ``fragments`` if it is present and consistent with the dense fields."""
+    p = getattr(fragments, "packed", None)
+    if p is None:
+        return None
+    if tuple(fragments.pix_to_face.shape) != (p.N, p.H, p.W, p.K):
+        return None
+    return p

@@ -400,6 +400,9 @@ class Trainer:
         """Run ``eval_fn(model, step)`` now on rank 0 (others wait) and log an ``eval`` row."""
         metrics: dict[str, float] = {}
         if self.is_main:
+            if self._metrics is None:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+                self._metrics = MetricsLog(self.metrics_path)
             model = self.model
             was_training = model.training
             rng = capture_rng_state()

@@ -126,6 +126,7 @@ def plotly_to_matplotlib(fig: Any, path: str | Path, fmt: str, width: int | None
         key = xa + ya
         if key not in axes:
             axes[key] = mfig.add_axes(rect(_domain(lay, xa), _domain(lay, ya)))
+            axes[key].patch.set_alpha(0.0)   # plotly overlays 2D axes and 3D scenes transparently
         return axes[key], key
 
     scene_data: dict[str, list[np.ndarray]] = {}

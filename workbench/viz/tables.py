@@ -2,7 +2,7 @@
 
 Direction of "best": ``higher_is_better`` maps a metric to True/False; metrics not listed are
 guessed from their name -- lower is better for names containing ``err``, ``loss``, ``median``,
-``chamfer``, ``cd``, ``distance``, ``hausdorff``, ``rmse``, ``mae``, ``time``; higher otherwise
+``chamfer``, ``cd``, ``distance``, ``hausdorff``, ``mse``, ``mae``, ``time``, ``seconds``; higher otherwise
 (accuracy, mAP, IoU, PCK, top-k, ...).
 """
 from __future__ import annotations
@@ -14,7 +14,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-LOWER_IS_BETTER = re.compile(r"(err|loss|median|chamfer|(^|_)cd($|_)|distance|hausdorff|rmse|mae|time|_sec)", re.I)
+LOWER_IS_BETTER = re.compile(r"(err|loss|median|chamfer|(^|_)cd($|_)|distance|hausdorff|mse|mae|time|_sec|seconds)",
+                             re.I)
 PAPER_SUFFIX = " (paper)"
 
 
@@ -54,7 +55,7 @@ def add_paper_columns(df: pd.DataFrame, paper: Any, metrics: Sequence[str]) -> p
 
 def best_rows(df: pd.DataFrame, metric: str, higher: bool, tol: float = 1e-12) -> list:
     """Index labels of the best value(s) of a column (ties all count; NaN ignored)."""
-    s = pd.to_numeric(df[metric], errors="coerce")
+    s = pd.to_numeric(df[metric], errors="coerce").astype(float)
     if s.notna().sum() == 0:
         return []
     best = s.max() if higher else s.min()
@@ -80,7 +81,8 @@ def results_table(df: pd.DataFrame, *, metrics: Sequence[str] | None = None,
         each metric to the row labels printed in bold.
     """
     if metrics is None:
-        metrics = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
+        metrics = [c for c in df.columns
+                   if pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])]
     metrics = list(metrics)
     for m in metrics:
         if m not in df.columns:

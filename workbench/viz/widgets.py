@@ -330,6 +330,10 @@ def _runs_table(root: Path | None, runs: pd.DataFrame | None) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
+#: run-table columns that are not results (collect_runs' run columns and ours)
+_RUN_META = ("method", "run", "path", "run_dir", "label", "profile", "seed", "complete", "status")
+
+
 def run_comparer(root: str | Path | None = None, *, runs: pd.DataFrame | None = None,
                  metrics: Sequence[str] | None = None, paper: Any = None,
                  select: Sequence[str] | None = None) -> tuple[W.VBox, dict]:
@@ -414,8 +418,10 @@ def run_comparer(root: str | Path | None = None, *, runs: pd.DataFrame | None = 
         df = state["df"]
         rows = df[df["label"].isin(chosen)] if not df.empty else df
         mcols = list(metrics) if metrics is not None else [
-            c for c in rows.columns if c not in ("method", "run", "run_dir", "label", "status", "seed", "profile")
-            and pd.api.types.is_numeric_dtype(rows[c]) and rows[c].notna().any()]
+            c for c in rows.columns
+            if c not in _RUN_META and not str(c).startswith("config.")
+            and pd.api.types.is_numeric_dtype(rows[c]) and not pd.api.types.is_bool_dtype(rows[c])
+            and rows[c].notna().any()]
         if len(rows) and mcols:
             t = rows.set_index("label")[mcols]
             pap = None

@@ -14,7 +14,7 @@ Schedules are in iterations (one iteration = one batch of ``batch_size`` queries
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 from ...core.config import Config
 from ...core.errors import ConfigError
@@ -32,11 +32,15 @@ class DataConfig(Config):
     restricts queries and repositories to a subset (one category = a fine-grained,
     single-category run, as the paper's car datasets); empty = all.
 
-    Splits: training queries come from ``train_split``, test queries from ``test_split``. The
-    *seen* repository is ``seen_repository`` (the shapes the training queries show, which contains
-    every test query's ground truth: top-k and shape metrics); the *unseen* repository
-    ``unseen_repository`` holds other shapes (the paper's ShapeNet gallery: shape metrics only).
-    An empty split name or a missing split skips that repository.
+    Splits (the synthetic preset's names): training queries come from ``train_split``, test queries
+    from ``test_split``, shapes from the repository split ``repository`` (``multi``: the
+    multi-category, Pix3D-like part; ``fine``: the single-category fine-grained part with
+    ``fine_train`` / ``fine_test`` queries). The *seen* gallery holds the shapes the training
+    queries show and every test query's ground truth (top-k and shape metrics). The *unseen*
+    gallery (the paper's ShapeNet gallery, shape metrics only) is the repository split
+    ``unseen_repository`` when the dataset has one; otherwise the last ``unseen_holdout`` shapes
+    (by shape id) of every category are held out: their queries are dropped from training and
+    testing, and they form the unseen gallery (0 = no unseen evaluation).
     """
 
     source: str = "synthetic"
@@ -47,8 +51,9 @@ class DataConfig(Config):
     categories: list[str] = field(default_factory=list)
     train_split: str = "train"
     test_split: str = "test"
-    seen_repository: str = "train"
-    unseen_repository: str = "unseen"
+    repository: str = "multi"
+    unseen_repository: str = ""
+    unseen_holdout: int = 5
     shapes_per_batch: int = 30
     """Distinct shapes per batch: the batch's query shapes, merged, then filled up with random others
     (official: 30). Must be >= ``train.batch_size`` so every query's shape fits."""
@@ -61,6 +66,9 @@ class ModelConfig(Config):
     query_backbone: str = "resnet50"
     render_backbone: str = "resnet34"
     """The paper's ResNet-34; the official code uses ``resnet18``."""
+    query_backbone_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Extra arguments of :func:`workbench.nn.build_backbone` (e.g. ``{"width": 16}`` for ``small_cnn``)."""
+    render_backbone_kwargs: dict[str, Any] = field(default_factory=dict)
     pretrained: bool = False
     """ImageNet weights for the backbones (official). Needs weights in the torch cache (no download here)."""
     dim: int = 128
@@ -158,6 +166,8 @@ class EvalConfig(Config):
 
 @dataclass
 class CMICConfig(Config):
+    profile: str = "full"
+    """The profile these settings come from (recorded for the results tables; set by PROFILES)."""
     seed: int = 0
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -170,7 +180,8 @@ class CMICConfig(Config):
 
     PROFILES = {
         "smoke": {
-            "data": {"profile": "smoke", "shapes_per_batch": 8},
+            "profile": "smoke",
+            "data": {"profile": "smoke", "shapes_per_batch": 8, "unseen_holdout": 1},
             "model": {"query_backbone": "small_cnn", "render_backbone": "small_cnn", "dim": 32,
                       "image_size": 32, "render_size": 32},
             "train": {"iterations": 30, "batch_size": 8, "lr": 2e-3, "betas": (0.9, 0.999),
@@ -178,6 +189,7 @@ class CMICConfig(Config):
             "eval": {"n_points": 256, "voxel_resolution": 16, "batch_size": 32, "figures": False},
         },
         "quick": {
+            "profile": "quick",
             "data": {"profile": "quick", "shapes_per_batch": 24},
             "model": {"query_backbone": "small_cnn", "render_backbone": "small_cnn", "dim": 128,
                       "image_size": 64, "render_size": 48},
@@ -186,7 +198,7 @@ class CMICConfig(Config):
                       "checkpoint_every": 200, "log_every": 20},
             "eval": {"n_points": 2048, "voxel_resolution": 32},
         },
-        "full": {},
+        "full": {"profile": "full"},
     }
 
     def validate(self) -> None:

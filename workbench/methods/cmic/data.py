@@ -154,6 +154,33 @@ class RetrievalData:
             raise DataError(f"no training queries or shapes left for categories {list(names)}")
         return out
 
+    def hold_out(self, per_category: int) -> "RetrievalData":
+        """Hold out the last ``per_category`` shapes (by id) of every category as the unseen gallery.
+
+        The held-out shapes leave the seen gallery, and their training and test queries are
+        dropped, so the model never sees them and no test query has its ground truth among them.
+        A category keeps at least one seen shape. Returns ``self`` for ``per_category <= 0``.
+        """
+        if per_category <= 0:
+            return self
+        held = torch.zeros(len(self.seen), dtype=torch.bool)
+        for c in sorted(set(self.seen.categories.tolist())):
+            rows = (self.seen.categories == c).nonzero().flatten()
+            rows = rows[self.seen.shape_ids[rows].argsort()]
+            k = min(per_category, len(rows) - 1)
+            if k > 0:
+                held[rows[-k:]] = True
+        if not held.any():
+            return self
+        unseen = self.seen.subset(held)
+        held_ids = unseen.shape_ids
+
+        def keep(qs: QuerySet) -> QuerySet:
+            return qs.subset(~torch.isin(qs.shape_ids, held_ids))
+
+        return RetrievalData(keep(self.train), keep(self.test), self.seen.subset(~held), unseen, self.categories,
+                             self.root, f"{self.name}+holdout{per_category}")
+
     def summary(self) -> dict:
         return {"dataset": self.name, "train_queries": len(self.train), "test_queries": len(self.test),
                 "seen_shapes": len(self.seen), "unseen_shapes": 0 if self.unseen is None else len(self.unseen),
@@ -212,20 +239,14 @@ def dataset_root(dcfg) -> Path:
     return Path(generate(dcfg.preset, profile=dcfg.profile, seed=dcfg.seed))
 
 
-def _splits(root: Path) -> list[str]:
-    from ...data import DatasetIndex
-
-    meta = DatasetIndex(root).meta
-    splits = meta.get("splits", [])
-    if isinstance(splits, dict):
-        splits = list(splits)
-    return [str(s) for s in splits]
-
-
 def load_data(dcfg) -> RetrievalData:
-    """Load (cached per process) the queries and repositories of a :class:`~.config.DataConfig`."""
+    """Load (cached per process) the queries and repositories of a :class:`~.config.DataConfig`.
+
+    Order: load the splits, restrict to ``dcfg.categories``, then hold out ``dcfg.unseen_holdout``
+    shapes per category as the unseen gallery unless the dataset has ``dcfg.unseen_repository``.
+    """
     root = dataset_root(dcfg)
-    key = (str(root.resolve()), dcfg.train_split, dcfg.test_split, dcfg.seen_repository, dcfg.unseen_repository)
+    key = (str(root.resolve()), dcfg.train_split, dcfg.test_split, dcfg.repository, dcfg.unseen_repository)
     if key not in _CACHE:
         from ...data import DatasetIndex
 
@@ -234,19 +255,16 @@ def load_data(dcfg) -> RetrievalData:
         cat_map = {i: i for i in range(len(names))}
         train = _load_queries(root, dcfg.train_split, cat_map)
         test = _load_queries(root, dcfg.test_split, cat_map)
-        seen = _load_repository(root, dcfg.seen_repository, cat_map)
-        unseen = None
-        if dcfg.unseen_repository:
-            try:
-                unseen = _load_repository(root, dcfg.unseen_repository, cat_map)
-            except DataError as e:
-                log.info("no unseen repository '%s' in %s (%s): unseen metrics skipped",
-                         dcfg.unseen_repository, root, e)
-            if unseen is not None and len(unseen) == 0:
-                unseen = None
+        seen = _load_repository(root, dcfg.repository, cat_map)
+        unseen = _load_repository(root, dcfg.unseen_repository, cat_map) if dcfg.unseen_repository else None
+        if unseen is not None and len(unseen) == 0:
+            unseen = None
         _CACHE.clear()  # keep one dataset in memory
-        _CACHE[key] = RetrievalData(train, test, seen, unseen, names, root, Path(root).name)
-    return _CACHE[key].restrict(list(dcfg.categories))
+        _CACHE[key] = RetrievalData(train, test, seen, unseen, names, root, f"{Path(root).name}/{dcfg.repository}")
+    data = _CACHE[key].restrict(list(dcfg.categories))
+    if data.unseen is None:
+        data = data.hold_out(dcfg.unseen_holdout)
+    return data
 
 
 # ------------------------------------------------------------------ batches

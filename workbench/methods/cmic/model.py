@@ -170,8 +170,8 @@ def build_model(cfg) -> CMIC:
     """Build :class:`CMIC` from a :class:`~.config.ModelConfig` through :func:`workbench.nn.build_backbone`."""
     from ...nn import build_backbone
 
-    qb = build_backbone(cfg.query_backbone, pretrained=cfg.pretrained, in_channels=4)
-    rb = build_backbone(cfg.render_backbone, pretrained=cfg.pretrained, in_channels=1)
+    qb = build_backbone(cfg.query_backbone, pretrained=cfg.pretrained, in_channels=4, **cfg.query_backbone_kwargs)
+    rb = build_backbone(cfg.render_backbone, pretrained=cfg.pretrained, in_channels=1, **cfg.render_backbone_kwargs)
     return CMIC(EmbeddingEncoder(qb, cfg.dim), EmbeddingEncoder(rb, cfg.dim),
                 ViewAttention(cfg.dim, cfg.attention_hidden, cfg.attention_layers, cfg.attention_temperature),
                 normalize_shape=cfg.normalize_shape, use_mask=cfg.use_mask)

@@ -84,7 +84,8 @@ def embed_repository(model: CMIC, renders: torch.Tensor, image_size: int, batch_
                      device: torch.device | str | None = None, progress: bool = False) -> torch.Tensor:
     """View embeddings ``(S, M, D)`` of a repository's renders ``(S, M, 1, H, W)`` (eval mode).
 
-    Renders are moved to ``device`` ``batch_shapes`` shapes at a time and resized to ``image_size``.
+    Renders (float in [0, 1], or uint8 in [0, 255]) are moved to ``device`` ``batch_shapes``
+    shapes at a time and resized to ``image_size``.
     """
     from .augment import resize
 
@@ -95,7 +96,9 @@ def embed_repository(model: CMIC, renders: torch.Tensor, image_size: int, batch_
     chunks = []
     it = range(0, renders.shape[0], batch_shapes)
     for s0 in tqdm(it, desc="embed shapes", disable=not progress, leave=False):
-        r = resize(renders[s0:s0 + batch_shapes].to(device).float(), image_size)
+        r = renders[s0:s0 + batch_shapes].to(device)
+        r = r.float() / 255.0 if r.dtype == torch.uint8 else r.float()
+        r = resize(r, image_size)
         chunks.append(model.embed_views(r))
     model.train(was_training)
     return torch.cat(chunks) if chunks else renders.new_zeros(0, renders.shape[1], model.dim)

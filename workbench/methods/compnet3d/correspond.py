@@ -26,6 +26,7 @@ class Correspondence:
         depth: ``(B, K)`` view-space depth.
         cell: ``(B, K)`` long flat feature-map index ``row * w + col`` (0 where out of bounds).
         visible: ``(B, K)`` bool ``o_k``.
+        inside: ``(B, K)`` bool projection in front of the camera and inside the image (visible or not).
         fg_cells: ``(B, h * w)`` bool feature cells covered by the rendered cuboid.
     """
 
@@ -33,6 +34,7 @@ class Correspondence:
     depth: torch.Tensor
     cell: torch.Tensor
     visible: torch.Tensor
+    inside: torch.Tensor
     fg_cells: torch.Tensor
 
     def exclusion(self, radius_px: float) -> torch.Tensor:
@@ -44,7 +46,8 @@ class Correspondence:
         return d2 < radius_px * radius_px
 
     def index(self, i) -> "Correspondence":
-        return Correspondence(self.uv[i], self.depth[i], self.cell[i], self.visible[i], self.fg_cells[i])
+        return Correspondence(self.uv[i], self.depth[i], self.cell[i], self.visible[i], self.inside[i],
+                              self.fg_cells[i])
 
 
 def rasterize(verts_list, faces_list, R, T, focal, principal, image_size):
@@ -65,11 +68,34 @@ def rasterize(verts_list, faces_list, R, T, focal, principal, image_size):
                                                                         faces=list(faces_list)))
 
 
+def _sample_depth(zbuf: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
+    """Bilinear z-buffer value at sub-pixel points ``xy (B, K, 2)`` (raster pixels, x right),
+    using only covered pixels (``zbuf >= 0``) among the 4 neighbouring pixel centres; -1 where
+    none of them is covered."""
+    B, h, w = zbuf.shape
+    x = xy[..., 0] - 0.5
+    y = xy[..., 1] - 0.5
+    x0, y0 = torch.floor(x), torch.floor(y)
+    num = torch.zeros_like(x)
+    den = torch.zeros_like(x)
+    bi = torch.arange(B, device=zbuf.device)[:, None].expand_as(x)
+    for dx in (0, 1):
+        for dy in (0, 1):
+            xi, yi = x0 + dx, y0 + dy
+            wgt = (1 - (x - xi).abs()) * (1 - (y - yi).abs())
+            ok = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
+            z = zbuf[bi, yi.clamp(0, h - 1).long(), xi.clamp(0, w - 1).long()]
+            ok = ok & (z >= 0)
+            num = num + torch.where(ok, wgt * z, torch.zeros_like(z))
+            den = den + torch.where(ok, wgt, torch.zeros_like(z))
+    return torch.where(den > 1e-6, num / den.clamp_min(1e-6), torch.full_like(num, -1.0))
+
+
 @torch.no_grad()
 def compute_correspondences(verts: torch.Tensor, n_verts: torch.Tensor, faces_list: list[torch.Tensor],
                             labels: torch.Tensor, R: torch.Tensor, T: torch.Tensor, focal: torch.Tensor,
                             principal: torch.Tensor, image_size: tuple[int, int], feat_size: tuple[int, int],
-                            depth_tol: float = 0.05, raster_scale: int = 4) -> Correspondence:
+                            depth_tol: float = 0.05, raster_size: tuple[int, int] | None = None) -> Correspondence:
     """Project each image's class cuboid with its ground-truth camera.
 
     Args:
@@ -80,7 +106,7 @@ def compute_correspondences(verts: torch.Tensor, n_verts: torch.Tensor, faces_li
         feat_size: ``(h, w)`` of the feature map (stride ``H / h``).
         depth_tol: a vertex is hidden when it lies more than ``depth_tol`` x (the class cuboid's
             largest side) behind the z-buffer at its pixel.
-        raster_scale: rasterize at ``raster_scale`` x the feature resolution for the depth test.
+        raster_size: resolution of the depth test (default: the input image size).
     """
     if verts.ndim != 3 or verts.shape[-1] != 3:
         raise ShapeError(f"verts: expected (Y, K, 3), got {tuple(verts.shape)}")
@@ -99,20 +125,17 @@ def compute_correspondences(verts: torch.Tensor, n_verts: torch.Tensor, faces_li
     inside = (z > 1e-6) & (col >= 0) & (col < w) & (row >= 0) & (row < h) & valid
     cell = torch.where(inside, row * w + col, torch.zeros_like(row))
     # self-occlusion: z-buffer at raster resolution
-    rh, rw = h * raster_scale, w * raster_scale
+    rh, rw = raster_size or (H, W)
     verts_list = [verts[int(y), : int(n_verts[int(y)])] for y in labels.tolist()]
     frags = rasterize(verts_list, [faces_list[int(y)] for y in labels.tolist()], R, T,
                       focal * (rw / W), principal * torch.tensor([rw / W, rh / H], device=principal.device),
                       (rh, rw))
     zbuf = frags.zbuf[..., 0]                                           # (B, rh, rw), -1 empty
-    rc = torch.floor(uv[..., 0] * (rw / W)).long().clamp(0, rw - 1)
-    rr = torch.floor(uv[..., 1] * (rh / H)).long().clamp(0, rh - 1)
-    zb = zbuf[torch.arange(B, device=zbuf.device)[:, None], rr, rc]      # (B, K)
+    zb = _sample_depth(zbuf, uv * torch.tensor([rw / W, rh / H], device=uv.device))   # (B, K)
     ext = torch.stack([(verts[y, : int(n_verts[y])].amax(0) - verts[y, : int(n_verts[y])].amin(0)).max()
                        for y in range(verts.shape[0])])                 # (Y,)
     unoccluded = (zb < 0) | (z <= zb + depth_tol * ext[labels][:, None])
     visible = inside & unoccluded
-    cover = frags.pix_to_face[..., 0] >= 0                              # (B, rh, rw)
-    if raster_scale > 1:
-        cover = torch.nn.functional.max_pool2d(cover[:, None].float(), raster_scale)[:, 0] > 0
-    return Correspondence(uv, z, cell, visible, cover.reshape(B, h * w))
+    cover = (frags.pix_to_face[..., 0] >= 0).float()[:, None]           # (B, 1, rh, rw)
+    cover = torch.nn.functional.adaptive_max_pool2d(cover, (h, w))[:, 0] > 0
+    return Correspondence(uv, z, cell, visible, inside, cover.reshape(B, h * w))

@@ -52,22 +52,54 @@ def random_cuboids(n: int, seed: int = 0) -> list[tuple[float, float, float]]:
     return out
 
 
-def procedural_cuboids(n: int, seed: int = 0) -> list[tuple[float, float, float]]:
-    """Cuboids of ``n`` procedural categories of the data layer, else :func:`random_cuboids`."""
+def procedural_cuboids(n: int, seed: int = 0, instances: int = 3) -> list[tuple[float, float, float]]:
+    """Cuboid sizes of ``n`` procedural categories of the synthetic world (``instances`` sampled
+    shapes each, 99% coverage box as NOVUM); falls back to :func:`random_cuboids` without it."""
     try:
-        from ...data import procedural_category_cuboids  # type: ignore[attr-defined]
+        from ...data.procedural import procedural_categories
+        from ...data.world import category_cuboid, make_object, sample_params
     except ImportError:
         return random_cuboids(n, seed)
-    return [tuple(map(float, c)) for c in procedural_category_cuboids(n, seed=seed)]
+    out = []
+    for i, cat in enumerate(procedural_categories(n, seed=seed)):
+        rng = np.random.default_rng(1000 * seed + i)
+        models = [make_object(cat, sample_params(cat, rng)) for _ in range(instances)]
+        size, _ = category_cuboid(models)
+        out.append(tuple(float(v) for v in size))
+    return out
+
+
+def cuboid_about(size: Sequence[float], target: int):
+    """``cuboid_mesh`` whose actual vertex count (duplicated box edges included) is the closest
+    to ``target`` (NOVUM's ``number_vertices`` overshoots; the paper's K is ~500 real slots).
+
+    Returns ``(verts (V, 3), faces (F, 3))``.
+    """
+    build = _cuboid_mesh()
+    if build is None:
+        raise ConfigError("workbench.geometry.cuboid_mesh is not available")
+    size_t = torch.as_tensor([float(v) for v in size], dtype=torch.float32)
+    best, n = None, int(target)
+    tried = set()
+    for _ in range(12):
+        if n in tried or n < 8:
+            break
+        tried.add(n)
+        v, f = _verts_faces(build(size_t, n))
+        if best is None or abs(v.shape[0] - target) < abs(best[0].shape[0] - target):
+            best = (v, f)
+        if v.shape[0] == target:
+            break
+        n = max(8, int(round(n * target / v.shape[0])) if n * target / v.shape[0] != n else n - 1)
+    return best
 
 
 def category_vertex_counts(n_classes: int, n_vertices: int = 500, seed: int = 0) -> list[int]:
-    """Vertex counts of ``n_classes`` category cuboids meshed with about ``n_vertices`` each."""
+    """Vertex counts of ``n_classes`` procedural category cuboids meshed with about ``n_vertices`` each."""
     sizes = procedural_cuboids(n_classes, seed)
-    build = _cuboid_mesh()
-    if build is None:
+    if _cuboid_mesh() is None:
         return [novum_cuboid_vertex_count(s, n_vertices) for s in sizes]
-    return [int(_verts_faces(build(torch.tensor(s), n_vertices))[0].shape[0]) for s in sizes]
+    return [int(cuboid_about(s, n_vertices)[0].shape[0]) for s in sizes]
 
 
 def _verts_faces(m):
@@ -112,8 +144,9 @@ class CategoryMeshes:
 
 
 def build_category_meshes(cuboids: Mapping[str, Sequence[float]], names: Sequence[str],
-                          n_vertices: int) -> CategoryMeshes:
-    """Cuboid meshes for ``names`` from ``cuboids`` (``{name: [sx, sy, sz]}`` full side lengths)."""
+                          n_vertices: int, centers: Mapping[str, Sequence[float]] | None = None) -> CategoryMeshes:
+    """Cuboid meshes for ``names`` from ``cuboids`` (``{name: [sx, sy, sz]}`` full side lengths),
+    each about ``n_vertices`` vertices, translated to ``centers[name]`` when given."""
     build = _cuboid_mesh()
     if build is None:
         raise ConfigError("workbench.geometry.cuboid_mesh is not available yet")
@@ -124,7 +157,10 @@ def build_category_meshes(cuboids: Mapping[str, Sequence[float]], names: Sequenc
         size = torch.as_tensor([float(s) for s in cuboids[n]], dtype=torch.float32)
         if size.shape != (3,) or (size <= 0).any():
             raise DataError(f"meta.yaml cuboids['{n}'] must be 3 positive side lengths, got {cuboids[n]}")
-        v, f = _verts_faces(build(size, n_vertices))
-        verts.append(torch.as_tensor(v, dtype=torch.float32))
+        v, f = cuboid_about(size, n_vertices)
+        v = torch.as_tensor(v, dtype=torch.float32)
+        if centers and n in centers:
+            v = v + torch.as_tensor([float(c) for c in centers[n]], dtype=torch.float32)
+        verts.append(v)
         faces.append(torch.as_tensor(f, dtype=torch.long))
     return CategoryMeshes(list(names), verts, faces)

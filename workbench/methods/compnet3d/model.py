@@ -7,7 +7,8 @@ map ``(B, D, H/s, W/s)``:
   32) are fused by two upsampling stages (``DoubleConv`` on the stride-32 map, bilinear x2 +
   concatenation + 2 x conv-BN-ReLU, twice), then a 1x1 projection to D and L2 normalisation;
   stride 8;
-* ``small_cnn``: the same decoder on a small 4-stage CNN trunk (CPU profiles), stride 8;
+* ``small_cnn``: the same decoder on :mod:`workbench.nn`'s small CNN (5 stride-2 stages; CPU
+  profiles), stride 8;
 * ``vit_b``: a ViT-B/14 (DINOv2's shape; input resized to a multiple of 14) whose patch tokens are
   projected to D; stride 14.
 
@@ -74,66 +75,32 @@ class UpsampleDecoder(nn.Module):
         return self.up2(self._up_cat(x, f8))
 
 
-class SmallTrunk(nn.Module):
-    """Small CPU CNN with stage outputs at strides 8, 16, 32 (widths ``2w, 4w, 8w``)."""
+class StageTrunk(nn.Module):
+    """A :mod:`workbench.nn` backbone returning its stride-8, -16 and -32 stage maps."""
 
-    def __init__(self, width: int = 32, in_channels: int = 3):
+    def __init__(self, backbone: nn.Module, stages: Sequence[str]):
         super().__init__()
-        w = width
-        self.stem = nn.Sequential(_conv_bn_relu(in_channels, w, stride=2), _conv_bn_relu(w, w),
-                                  _conv_bn_relu(w, 2 * w, stride=2), _conv_bn_relu(2 * w, 2 * w))   # s4
-        self.s8 = nn.Sequential(_conv_bn_relu(2 * w, 2 * w, stride=2), _conv_bn_relu(2 * w, 2 * w))
-        self.s16 = nn.Sequential(_conv_bn_relu(2 * w, 4 * w, stride=2), _conv_bn_relu(4 * w, 4 * w))
-        self.s32 = nn.Sequential(_conv_bn_relu(4 * w, 8 * w, stride=2), _conv_bn_relu(8 * w, 8 * w))
-        self.channels = (2 * w, 4 * w, 8 * w)
+        self.backbone = backbone
+        self.stages = tuple(stages)
+        strides = [backbone.stage_strides[s] for s in self.stages]
+        if strides != [8, 16, 32]:
+            raise ConfigError(f"trunk stages {self.stages} have strides {strides}, expected [8, 16, 32]")
+        self.channels = tuple(backbone.stage_channels[s] for s in self.stages)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x8 = self.s8(self.stem(x))
-        x16 = self.s16(x8)
-        return [x8, x16, self.s32(x16)]
+        out = self.backbone.features(x, return_stages=list(self.stages))
+        return [out[s] for s in self.stages]
 
 
-class ResNetTrunk(nn.Module):
-    """torchvision ResNet stages ``layer2, layer3, layer4`` (strides 8, 16, 32)."""
+def build_trunk(cfg: ModelSection) -> StageTrunk:
+    """ResNet (``layer2..4``) or the small CNN (``stage3..5``, 5 stride-2 stages) from ``workbench.nn``."""
+    from ...nn import build_backbone
 
-    def __init__(self, name: str = "resnet50", pretrained: bool = False):
-        super().__init__()
-        net = _torchvision_resnet(name, pretrained)
-        self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1)
-        self.layer2, self.layer3, self.layer4 = net.layer2, net.layer3, net.layer4
-        self.channels = tuple(_out_channels(m) for m in (net.layer2, net.layer3, net.layer4))
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x8 = self.layer2(self.stem(x))
-        x16 = self.layer3(x8)
-        return [x8, x16, self.layer4(x16)]
-
-
-def _out_channels(layer: nn.Module) -> int:
-    convs = [m for m in layer.modules() if isinstance(m, nn.Conv2d)]
-    return convs[-1].out_channels
-
-
-def _torchvision_resnet(name: str, pretrained: bool) -> nn.Module:
-    """A torchvision ResNet, through ``workbench.nn.build_backbone`` when it exposes one."""
-    try:
-        from ...nn import build_backbone  # type: ignore[attr-defined]
-
-        net = build_backbone(name, pretrained=pretrained)
-        for attr in ("net", "model", "body", "backbone", "resnet"):
-            if hasattr(net, attr) and hasattr(getattr(net, attr), "layer4"):
-                net = getattr(net, attr)
-                break
-        if hasattr(net, "layer4"):
-            return net
-    except ImportError:
-        pass
-    import torchvision
-
-    if pretrained:
-        raise ConfigError(f"model.pretrained=True: no local ImageNet weights for {name} "
-                          f"(workbench.nn.build_backbone is not available)")
-    return getattr(torchvision.models, name)(weights=None)
+    if cfg.backbone == "small_cnn":
+        bb = build_backbone("small_cnn", width=cfg.width, stride=32)
+        return StageTrunk(bb, ("stage3", "stage4", "stage5"))
+    bb = build_backbone(cfg.backbone, pretrained=cfg.pretrained)
+    return StageTrunk(bb, ("layer2", "layer3", "layer4"))
 
 
 class ViTTrunk(nn.Module):
@@ -171,12 +138,8 @@ class FeatureExtractor(nn.Module):
         super().__init__()
         self.kind = cfg.backbone
         self.image_size = tuple(image_size)
-        if cfg.backbone == "small_cnn":
-            self.trunk = SmallTrunk(cfg.width)
-            self.decoder = UpsampleDecoder(self.trunk.channels)
-            cout = self.decoder.out_channels
-        elif cfg.backbone in ("resnet18", "resnet50"):
-            self.trunk = ResNetTrunk(cfg.backbone, cfg.pretrained)
+        if cfg.backbone in ("small_cnn", "resnet18", "resnet50"):
+            self.trunk = build_trunk(cfg)
             self.decoder = UpsampleDecoder(self.trunk.channels)
             cout = self.decoder.out_channels
         elif cfg.backbone == "vit_b":

@@ -16,7 +16,7 @@ from it).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 from ...core.config import Config
 from ...core.errors import ConfigError
@@ -38,7 +38,7 @@ class DataConfig(Config):
 
     source: str = "synthetic"
     preset: str = "multiview"
-    profile: str = "quick"
+    profile: Optional[str] = None   # data profile; None = the run's profile
     root: Optional[str] = None
     categories: list[str] = field(default_factory=list)
     views: int = 12
@@ -52,6 +52,7 @@ class ModelConfig(Config):
     """PAN encoder (see :class:`~.model.PiroNet`)."""
 
     backbone: str = "small_cnn"
+    backbone_kwargs: dict[str, Any] = field(default_factory=dict)   # e.g. {"width": 32, "stride": 8}
     pretrained: bool = False
     pool: str = "avg"               # "avg" | "flatten" (VGG-16's 512x7x7 feature, as the paper)
     input_norm: str = "none"        # "imagenet" for pretrained backbones
@@ -122,6 +123,7 @@ class EvalConfig(Config):
 
 @dataclass
 class PiroConfig(Config):
+    profile: str = "quick"          # the profile this config was made for (informational)
     seed: int = 0
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -134,20 +136,23 @@ class PiroConfig(Config):
 
     PROFILES = {
         "smoke": {
-            "data": {"profile": "smoke", "image_size": 32},
+            "profile": "smoke",
+            "data": {"image_size": 32},
             "model": {"cat_dim": 32, "obj_dim": 32},
             "train": {"iterations": 40, "lr": 2e-3, "milestones": [], "batch_size": 4,
                       "log_every": 10, "eval_every": 20, "checkpoint_every": 20, "progress": False},
             "eval": {"batch_objects": 32, "rho_objects": 16},
         },
         "quick": {
-            "data": {"profile": "quick", "image_size": 64},
+            "profile": "quick",
+            "data": {"image_size": 64},
             "model": {"cat_dim": 128, "obj_dim": 128},
             "train": {"iterations": 1500, "lr": 1e-3, "milestones": [500, 1000], "batch_size": 4,
                       "eval_every": 250, "checkpoint_every": 250},
         },
         "full": {
-            "data": {"profile": "full", "image_size": 224, "in_memory": False, "workers": 8},
+            "profile": "full",
+            "data": {"image_size": 224, "in_memory": False, "workers": 8},
             "model": {"backbone": "vgg16", "pretrained": True, "pool": "flatten", "input_norm": "imagenet",
                       "cat_dim": 2048, "obj_dim": 2048},
             "sampling": {"augment": True},

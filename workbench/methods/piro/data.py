@@ -117,8 +117,11 @@ class MultiViewSplit:
                    image_size=image_size or int(images.shape[-1]), meta=dict(meta or {}))
 
 
-def dataset_root(data_cfg, seed: int = 0) -> Path:
-    """The dataset directory a config points at (generating the synthetic preset if needed)."""
+def dataset_root(data_cfg, seed: int = 0, profile: str = "quick") -> Path:
+    """The dataset directory a config points at (generating the synthetic preset if needed).
+
+    The synthetic preset is generated at ``data_cfg.profile``, or ``profile`` when that is None.
+    """
     if data_cfg.root:
         root = Path(data_cfg.root)
         if not root.exists():
@@ -127,7 +130,7 @@ def dataset_root(data_cfg, seed: int = 0) -> Path:
     from ... import data as wdata
 
     if data_cfg.source == "synthetic":
-        return Path(wdata.generate(data_cfg.preset, profile=data_cfg.profile, seed=seed))
+        return Path(wdata.generate(data_cfg.preset, profile=data_cfg.profile or profile, seed=seed))
     fetch = getattr(wdata, "real_dataset_root", None) or getattr(wdata, "dataset_root", None)
     if fetch is None:
         raise DataError(f"data.source '{data_cfg.source}': the data layer has no real-dataset adapter yet; "

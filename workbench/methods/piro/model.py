@@ -89,7 +89,8 @@ class PiroNet(nn.Module):
     """Pose-invariant attention network with a category and an object space.
 
     Args:
-        backbone: module mapping ``(N, 3, H, W)`` images to ``(N, C, h, w)`` maps or ``(N, C)``.
+        backbone: a :class:`workbench.nn.Backbone` (its ``features`` map ``(N, C, h, w)`` is pooled
+            here) or any module mapping ``(N, 3, H, W)`` to ``(N, C, h, w)`` or ``(N, C)``.
         feat_dim: channels ``C`` of the backbone output.
         cat_dim, obj_dim: embedding sizes (the paper: 2048 each). Ignored ``obj_dim`` when single.
         dual: two spaces (PiRO-DE) or one (PiRO-SE; the object embedding *is* the category one).
@@ -125,7 +126,8 @@ class PiroNet(nn.Module):
         """``(N, 3, H, W)`` in [0, 1] -> backbone features ``(N, F)``."""
         if self.input_norm == "imagenet":
             images = (images - self.mean) / self.std
-        return self.pool(self.backbone(images))
+        fmap = self.backbone.features(images) if hasattr(self.backbone, "features") else self.backbone(images)
+        return self.pool(fmap)
 
     @staticmethod
     def _pool_views(raw: torch.Tensor, attn: nn.Module | None, want_attention: bool):
@@ -171,12 +173,13 @@ class PiroNet(nn.Module):
 def build_model(model_cfg, backbone_factory: Callable[..., nn.Module] | None = None) -> PiroNet:
     """A :class:`PiroNet` from ``cfg.model`` (a :class:`~.config.ModelConfig`).
 
-    The backbone comes from ``workbench.nn.build_backbone(name, pretrained=...)`` unless a
-    ``backbone_factory(name, pretrained=...)`` is given (tests inject tiny ones).
+    The backbone comes from ``workbench.nn.build_backbone(name, pretrained=..., **backbone_kwargs)``
+    unless a ``backbone_factory`` with the same signature is given (tests inject tiny ones).
     """
     if backbone_factory is None:
         from ...nn import build_backbone as backbone_factory  # type: ignore[no-redef]
-    backbone = backbone_factory(model_cfg.backbone, pretrained=model_cfg.pretrained)
+    backbone = backbone_factory(model_cfg.backbone, pretrained=model_cfg.pretrained,
+                                **dict(getattr(model_cfg, "backbone_kwargs", {}) or {}))
     feat_dim = getattr(backbone, "out_channels", None)
     if feat_dim is None:
         raise ConfigError(f"backbone '{model_cfg.backbone}' does not expose out_channels")

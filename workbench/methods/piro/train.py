@@ -153,7 +153,7 @@ def load_data(cfg: PiroConfig) -> dict[str, MultiViewSplit]:
     """``{"train": ..., "test": ...}`` for a config (the test split indexed like the train one)."""
     from .data import dataset_root
 
-    root = dataset_root(cfg.data, cfg.seed)
+    root = dataset_root(cfg.data, cfg.seed, profile=cfg.profile)
     tr = load_split(cfg.data, "train", cfg.seed, root=root)
     te = load_split(cfg.data, "test", cfg.seed, root=root, category_names=tr.category_names)
     return {"train": tr, "test": te}

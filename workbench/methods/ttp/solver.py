@@ -275,7 +275,9 @@ def _lm_solve(X: Tensor, u: Tensor, w: Tensor, s: Tensor, c: Tensor, R: Tensor, 
         R_new = so3_exp(delta[:, :3]) @ R
         t_new = t + delta[:, 3:]
         E_new = energy(R_new, t_new)
-        accept = active & ok & torch.isfinite(E_new) & ((E_new <= E) | small)
+        # a relative slack of a few eps: near the minimum energy differences are pure rounding
+        # and the (gradient-based) step is the reliable signal
+        accept = active & ok & torch.isfinite(E_new) & ((E_new <= E * (1 + 16 * eps)) | small)
         R = torch.where(accept[:, None, None], R_new, R)
         t = torch.where(accept[:, None], t_new, t)
         E = torch.where(accept, E_new, E)

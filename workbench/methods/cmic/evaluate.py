@@ -1,0 +1,235 @@
+"""Evaluation (the official ``RetrievalNet_test.py`` protocol) and ``evaluate(cfg, run_dir) -> dict``.
+
+Seen repository (every test query's ground-truth shape is in it; the paper's "seen 3D models"):
+
+* ``top{k}``: the ground-truth shape is among the ``k`` highest-scoring shapes (top-1 = the argmax
+  is the right instance, which implies the right category);
+* ``category_acc``: the top-1 shape has the query's category (Table 3);
+* ``d_hau``, ``iou``: modified Hausdorff distance (sampled surface points, coordinates times
+  ``eval.hausdorff_scale``) and voxel IoU between the top-1 shape and the ground truth (0 and 1
+  when the right shape is retrieved), averaged over the queries.
+
+Unseen repository (shapes the model never saw, not containing the ground truth; the paper's
+ShapeNet gallery): ``unseen_d_hau``, ``unseen_iou`` of the top-1 shape. Every metric is also given
+per category (``cat/<name>/<metric>``); ``chance_top1`` / ``chance_top10`` are a random ranking's.
+
+``evaluate`` writes ``eval.json`` (atomically) and ``predictions.pt`` (top-10 per query on both
+repositories, with scores) that the notebook and :mod:`.viz` read.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ...core.device import get_device
+from ...core.errors import CheckpointError
+from ...core.io import save_torch, write_json
+from .augment import resize
+from .config import CMICConfig
+from .data import QuerySet, Repository, RetrievalData, load_data
+from .model import CMIC, build_model
+from .retrieval import attention_scores, embed_repository, topk
+
+log = logging.getLogger(__name__)
+
+
+@torch.no_grad()
+def embed_queries(model: CMIC, queries: QuerySet, image_size: int, batch_size: int = 64,
+                  device: torch.device | None = None, limit: int = 0) -> torch.Tensor:
+    """Query embeddings ``(N, D)`` (eval mode, no augmentation, inputs resized to ``image_size``)."""
+    device = device or next(model.parameters()).device
+    was = model.training
+    model.eval()
+    n = len(queries) if not limit else min(limit, len(queries))
+    out = []
+    for i in range(0, n, batch_size):
+        idx = torch.arange(i, min(i + batch_size, n))
+        images, masks = queries.get(idx)
+        out.append(model.embed_queries(resize(images.to(device), image_size), resize(masks.to(device), image_size)))
+    model.train(was)
+    return torch.cat(out) if out else torch.zeros(0, model.dim, device=device)
+
+
+def _unwrap(model):
+    return model.module if hasattr(model, "module") else model
+
+
+class ShapeMetrics:
+    """Modified Hausdorff distance and voxel IoU between shapes, cached per mesh and per pair.
+
+    Meshes are read with :func:`workbench.geometry.load_ply` (or ``load_obj``); ``n_points`` surface
+    points are sampled once per mesh with a fixed seed; voxel grids of side ``resolution`` are built
+    once per mesh in a common frame (the shapes are in the canonical unit frame).
+    """
+
+    def __init__(self, n_points: int = 10000, resolution: int = 128, scale: float = 0.5, seed: int = 0):
+        self.n_points, self.resolution, self.scale, self.seed = n_points, resolution, scale, seed
+        self._points: dict[str, torch.Tensor] = {}
+        self._meshes: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._pairs: dict[tuple[str, str], tuple[float, float]] = {}
+
+    def mesh(self, path: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if path not in self._meshes:
+            from ... import geometry as G
+
+            p = Path(path)
+            loader = G.load_obj if p.suffix.lower() == ".obj" else G.load_ply
+            out = loader(p)
+            verts, faces = out[0], out[1]
+            self._meshes[path] = (torch.as_tensor(verts).float(), torch.as_tensor(faces).long())
+        return self._meshes[path]
+
+    def points(self, path: str) -> torch.Tensor:
+        if path not in self._points:
+            from ... import geometry as G
+
+            verts, faces = self.mesh(path)
+            g = torch.Generator().manual_seed(self.seed)
+            pts = G.sample_points_from_meshes(G.Meshes([verts], [faces]), self.n_points, generator=g)
+            self._points[path] = pts.reshape(-1, 3)
+        return self._points[path]
+
+    def pair(self, a: str, b: str) -> tuple[float, float]:
+        """``(d_hau, iou)`` between the meshes at paths ``a`` and ``b``."""
+        if a == b:
+            return 0.0, 1.0
+        key = (a, b) if a < b else (b, a)
+        if key not in self._pairs:
+            from ... import geometry as G
+
+            pa, pb = self.points(a), self.points(b)
+            d = float(G.modified_hausdorff(pa[None] * self.scale, pb[None] * self.scale).reshape(-1)[0])
+            (va, fa), (vb, fb) = self.mesh(a), self.mesh(b)
+            iou = float(G.voxel_iou(G.Meshes([va], [fa]), G.Meshes([vb], [fb]), resolution=self.resolution)
+                        .reshape(-1)[0])
+            self._pairs[key] = (d, iou)
+        return self._pairs[key]
+
+
+def _mean(x: list[float]) -> float:
+    return float(np.mean(x)) if len(x) else float("nan")
+
+
+@torch.no_grad()
+def retrieval_metrics(model: CMIC, data: RetrievalData, cfg: CMICConfig, max_queries: int = 0,
+                      shape_metrics: bool | None = None, device: torch.device | None = None,
+                      progress: bool = False) -> dict:
+    """Retrieve every test query from the seen (and unseen) repository and compute the metrics.
+
+    Returns:
+        ``{"metrics": {...}, "predictions": {...}}``; predictions hold ``seen_topk (Q, K)`` /
+        ``seen_scores (Q, K)`` repository rows and scores, ``gt (Q,)`` the ground-truth row (-1 if
+        absent), the same for ``unseen_*`` and ``query_index (Q,)``.
+    """
+    model = _unwrap(model)
+    ec = cfg.eval
+    shape_metrics = ec.shape_metrics if shape_metrics is None else shape_metrics
+    device = device or next(model.parameters()).device
+    limit = max_queries or ec.max_queries
+    q = embed_queries(model, data.test, cfg.model.image_size, ec.batch_size, device, limit)
+    n = q.shape[0]
+    qcat = data.test.categories[:n]
+    gt = data.seen.positions(data.test.shape_ids[:n])
+    kmax = max(max(ec.topk), 10)
+    views = embed_repository(model, data.seen.renders, cfg.model.render_size, device=device, progress=progress)
+    scores = attention_scores(model.attention, q, views, model.normalize_shape, ec.query_chunk, ec.shape_chunk)
+    ranked = topk(scores, kmax).cpu()
+    top_scores = scores.gather(1, ranked.to(scores.device)).cpu()
+    valid = gt >= 0
+    S = len(data.seen)
+    m: dict[str, float] = {"queries": int(n), "queries_with_gt": int(valid.sum()), "seen_shapes": S}
+    hits = {k: (ranked[:, :k] == gt[:, None]).any(1) for k in ec.topk + [10]}
+    cat_hit = data.seen.categories[ranked[:, 0]] == qcat
+    for k in sorted(set(ec.topk)):
+        m[f"top{k}"] = float(hits[k][valid].float().mean()) if valid.any() else float("nan")
+        m[f"chance_top{k}"] = min(k, S) / S
+    m["category_acc"] = float(cat_hit.float().mean()) if n else float("nan")
+    names = data.categories
+    present = sorted(set(qcat.tolist()))
+    for c in present:
+        sel = (qcat == c) & valid
+        for k in sorted(set(ec.topk)):
+            m[f"cat/{names[c]}/top{k}"] = float(hits[k][sel].float().mean()) if sel.any() else float("nan")
+        m[f"cat/{names[c]}/category_acc"] = float(cat_hit[qcat == c].float().mean())
+    preds = {"query_index": torch.arange(n), "gt": gt, "seen_topk": ranked, "seen_scores": top_scores}
+
+    metric_fn = None
+    if shape_metrics and all(p is not None for p in data.seen.mesh_paths):
+        metric_fn = ShapeMetrics(ec.n_points, ec.voxel_resolution, ec.hausdorff_scale, cfg.seed)
+    if metric_fn is not None:
+        d, iou = [], []
+        for j in range(n):
+            if gt[j] < 0:
+                d.append(math.nan), iou.append(math.nan)
+                continue
+            dj, ij = metric_fn.pair(data.seen.mesh_paths[int(ranked[j, 0])], data.seen.mesh_paths[int(gt[j])])
+            d.append(dj), iou.append(ij)
+        d_t, i_t = torch.tensor(d), torch.tensor(iou)
+        ok = ~torch.isnan(d_t)
+        m["d_hau"], m["iou"] = float(d_t[ok].mean()), float(i_t[ok].mean())
+        for c in present:
+            sel = (qcat == c) & ok
+            m[f"cat/{names[c]}/d_hau"] = float(d_t[sel].mean()) if sel.any() else float("nan")
+            m[f"cat/{names[c]}/iou"] = float(i_t[sel].mean()) if sel.any() else float("nan")
+        preds["seen_d_hau"], preds["seen_iou"] = d_t, i_t
+
+    if data.unseen is not None:
+        uviews = embed_repository(model, data.unseen.renders, cfg.model.render_size, device=device)
+        us = attention_scores(model.attention, q, uviews, model.normalize_shape, ec.query_chunk, ec.shape_chunk)
+        uranked = topk(us, kmax).cpu()
+        preds["unseen_topk"], preds["unseen_scores"] = uranked, us.gather(1, uranked.to(us.device)).cpu()
+        m["unseen_shapes"] = len(data.unseen)
+        m["unseen_category_acc"] = float((data.unseen.categories[uranked[:, 0]] == qcat).float().mean())
+        if metric_fn is not None and all(p is not None for p in data.unseen.mesh_paths):
+            d, iou = [], []
+            for j in range(n):
+                if gt[j] < 0:
+                    d.append(math.nan), iou.append(math.nan)
+                    continue
+                dj, ij = metric_fn.pair(data.unseen.mesh_paths[int(uranked[j, 0])], data.seen.mesh_paths[int(gt[j])])
+                d.append(dj), iou.append(ij)
+            d_t, i_t = torch.tensor(d), torch.tensor(iou)
+            ok = ~torch.isnan(d_t)
+            m["unseen_d_hau"], m["unseen_iou"] = float(d_t[ok].mean()), float(i_t[ok].mean())
+            for c in present:
+                sel = (qcat == c) & ok
+                m[f"cat/{names[c]}/unseen_d_hau"] = float(d_t[sel].mean()) if sel.any() else float("nan")
+                m[f"cat/{names[c]}/unseen_iou"] = float(i_t[sel].mean()) if sel.any() else float("nan")
+            preds["unseen_d_hau"], preds["unseen_iou"] = d_t, i_t
+    return {"metrics": m, "predictions": preds}
+
+
+def load_trained_model(cfg: CMICConfig, run_dir: str | Path, device: torch.device | str | None = None) -> CMIC:
+    """The model of a run, with the weights of ``run_dir/checkpoint.pt``, in eval mode."""
+    from ...train import load_model_weights
+
+    path = Path(run_dir) / "checkpoint.pt"
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}: train the run first")
+    model = build_model(cfg.model)
+    load_model_weights(model, path)
+    return model.to(get_device(device or cfg.train.device)).eval()
+
+
+def evaluate(cfg: CMICConfig, run_dir: str | Path, data: RetrievalData | None = None) -> dict:
+    """Evaluate a trained run: writes ``eval.json`` and ``predictions.pt``; returns the metrics."""
+    run_dir = Path(run_dir)
+    data = data if data is not None else load_data(cfg.data)
+    model = load_trained_model(cfg, run_dir)
+    res = retrieval_metrics(model, data, cfg)
+    metrics = dict(res["metrics"])
+    metrics.update({f"data/{k}": v for k, v in data.summary().items()})
+    save_torch(run_dir / "predictions.pt", res["predictions"])
+    if cfg.eval.figures:
+        try:
+            from .viz import save_run_figures
+
+            save_run_figures(cfg, run_dir, data, res["predictions"])
+        except Exception as e:  # noqa: BLE001 -- figures are optional, metrics are not
+            log.warning("cmic: could not write figures for %s: %s", run_dir, e)
+    write_json(run_dir / "eval.json", metrics)
+    return metrics

@@ -1,0 +1,238 @@
+"""Evaluation: classification (eq 7), pose (render-and-compare, eq 8) and robustness splits.
+
+For every evaluated split (IID ``test``, occlusion L1-L3, corruptions, the flat CAD-style domain
+shift) this reports classification accuracy and pose accuracy at pi/6 and pi/18 with the median
+error, pose being estimated with the *predicted* class's mesh (``pose``) and, separately, with the
+ground-truth class's (``pose_gt``). On the ``unknown`` split (categories never trained on) the
+pose is zero-shot: every seen class's mesh is tried and the one with the lowest eq-8 loss is used
+(reported per unknown category, with which seen class was used how often).
+
+The dual-head baseline predicts the class by its logits and the pose by its three angle bins.
+``eval.json`` (atomic) holds everything; ``tables.md``/``tables.json`` hold this run's rows in the
+layout of the paper's Tables 2, 3 and 4 with the paper's numbers beside them.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ...core.device import get_device
+from ...core.errors import CheckpointError
+from ...core.io import write_json, write_text
+from ...geometry.pose import pose_summary, pose_to_rt, rotation_error
+from ...train import load_model_weights
+from .classify import class_scores
+from .config import CompNet3DConfig
+from .data import TaskData, load_task_data
+from .model import DualHead, NeuralMeshModel, bins_to_angles
+from .pose import RenderAndCompare, pixel_similarities, pose_grid
+from .train import build_model
+
+log = logging.getLogger(__name__)
+
+
+def make_estimator(model: NeuralMeshModel, cfg: CompNet3DConfig, distance: float) -> RenderAndCompare:
+    p = cfg.pose
+    grid = pose_grid(p.n_azimuth, p.n_elevation, p.n_theta, tuple(p.elevation_range), tuple(p.theta_range))
+    return RenderAndCompare(model.verts, model.n_verts, model.faces, grid, distance)
+
+
+def feature_intrinsics(batch: dict, image_size, feat_size, device):
+    """Focal ``(B,)`` and principal point ``(B, 2)`` at feature resolution."""
+    H, W = image_size
+    h, w = feat_size
+    focal = batch["focal"].to(device).float() * (w / W)
+    principal = batch["principal"].to(device).float() * torch.tensor([w / W, h / H], device=device)
+    return focal, principal
+
+
+class CompNetPredictor:
+    """Batched classification + pose of the neural mesh model."""
+
+    def __init__(self, model: NeuralMeshModel, cfg: CompNet3DConfig, distance: float):
+        self.model = model
+        self.cfg = cfg
+        self.rc = make_estimator(model, cfg, distance)
+
+    @torch.no_grad()
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images)
+
+    @torch.no_grad()
+    def classify(self, fmap: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        bank = self.model.bank
+        pm = None
+        if mask is not None:
+            pm = torch.nn.functional.adaptive_max_pool2d(mask.float(), fmap.shape[-2:]) > 0.5
+        return class_scores(fmap, bank.vertex, bank.valid, bank.background, pixel_mask=pm)
+
+    def pose(self, fmap: torch.Tensor, classes: torch.Tensor, focal, principal, record: bool = False):
+        bank = self.model.bank
+        bg = bank.background if self.cfg.pose.use_background else None
+        G, bgmax = pixel_similarities(fmap, bank.vertex[classes], bg)
+        p = self.cfg.pose
+        return self.rc.estimate(G, bgmax, classes, focal, principal, tuple(fmap.shape[-2:]), p.refine_steps,
+                                p.refine_lr, tuple(p.refine_betas), record=record)
+
+    def zero_shot_pose(self, fmap: torch.Tensor, focal, principal):
+        """Best seen class by the grid's eq-8 loss, then refinement with its mesh."""
+        bank = self.model.bank
+        bg = bank.background if self.cfg.pose.use_background else None
+        B = fmap.shape[0]
+        Y = bank.n_classes
+        best = torch.empty(B, Y, device=fmap.device)
+        for y in range(Y):
+            cls = torch.full((B,), y, dtype=torch.long, device=fmap.device)
+            G, bgmax = pixel_similarities(fmap, bank.vertex[cls], bg)
+            best[:, y] = self.rc.grid_search(G, bgmax, cls, focal, principal, tuple(fmap.shape[-2:])).min(1).values
+        classes = best.argmin(1)
+        return self.pose(fmap, classes, focal, principal), classes
+
+
+def _summ(errors: list[torch.Tensor]) -> dict[str, float]:
+    if not errors:
+        return {}
+    e = torch.cat(errors).double()
+    s = pose_summary(e)
+    return {k: float(v) for k, v in s.items()}
+
+
+def evaluate_split(model, cfg: CompNet3DConfig, data: TaskData, split: str, device,
+                   distance: float) -> dict[str, Any]:
+    """Accuracy and pose metrics of one split (``unknown`` gives zero-shot pose per category)."""
+    loader = data.loader(split, batch_size=cfg.eval.batch_size, max_images=cfg.eval.max_images)
+    is_compnet = isinstance(model, NeuralMeshModel)
+    predictor = CompNetPredictor(model, cfg, distance) if is_compnet else None
+    correct, n = 0, 0
+    err_pred, err_gt = [], []
+    per_cat: dict[str, dict] = {}
+    used: dict[str, Counter] = {}
+    t0 = time.perf_counter()
+    for batch in loader:
+        images = batch["image"].to(device)
+        labels = batch["label"].to(device)
+        R_gt = batch["R"].to(device)
+        if is_compnet:
+            fmap = predictor.features(images)
+            focal, principal = feature_intrinsics(batch, data.image_size, fmap.shape[-2:], device)
+            if split == "unknown":
+                res, classes = predictor.zero_shot_pose(fmap, focal, principal)
+                pred = classes
+            else:
+                S = predictor.classify(fmap, batch["mask"].to(device) if cfg.eval.gt_crop else None)
+                pred = S.argmax(1)
+                res = predictor.pose(fmap, pred, focal, principal) if cfg.eval.pose else None
+            if res is not None:
+                err_pred.append(rotation_error(res.R, R_gt).cpu())
+            if split != "unknown" and cfg.eval.pose and cfg.eval.gt_class_pose:
+                same = pred == labels
+                e_gt = torch.empty(labels.shape[0], dtype=torch.float64)
+                if same.any():
+                    e_gt[same.cpu()] = err_pred[-1][same.cpu()]
+                if (~same).any():
+                    idx = (~same).nonzero(as_tuple=True)[0]
+                    r2 = predictor.pose(fmap[idx], labels[idx], focal[idx], principal[idx])
+                    e_gt[idx.cpu()] = rotation_error(r2.R, R_gt[idx]).cpu()
+                err_gt.append(e_gt)
+        else:
+            with torch.no_grad():
+                logits, pose_logits = model(images)
+            pred = logits.argmax(1)
+            a, e, th = bins_to_angles(pose_logits.argmax(-1), model.bins)
+            R_p, _ = pose_to_rt(a, e, th, torch.ones_like(a))
+            err_pred.append(rotation_error(R_p, R_gt).cpu())
+        correct += int((pred == labels).sum()) if split != "unknown" else 0
+        n += labels.shape[0]
+        if split == "unknown":
+            names = batch["category_name"]
+            errs = err_pred[-1]
+            for i, name in enumerate(names):
+                d = per_cat.setdefault(name, {"errors": []})
+                d["errors"].append(float(errs[i]))
+                used.setdefault(name, Counter())[data.class_names[int(pred[i])]] += 1
+    out: dict[str, Any] = {"n": n, "time_s": time.perf_counter() - t0}
+    if split != "unknown":
+        out["acc"] = correct / max(n, 1)
+    if err_pred:
+        out["pose"] = _summ(err_pred)
+    if err_gt:
+        out["pose_gt"] = _summ(err_gt)
+    if split == "unknown":
+        out["per_category"] = {}
+        for name, d in sorted(per_cat.items()):
+            s = pose_summary(torch.tensor(d["errors"], dtype=torch.float64))
+            cnt = used[name]
+            total = sum(cnt.values())
+            top, top_n = cnt.most_common(1)[0]
+            out["per_category"][name] = {
+                "n": len(d["errors"]), **{k: float(v) for k, v in s.items()},
+                "used_class": top if is_compnet else None, "used_fraction": top_n / total if is_compnet else None,
+                "used_counts": dict(cnt) if is_compnet else None,
+            }
+    return out
+
+
+def load_trained(cfg: CompNet3DConfig, run_dir: Path, data: TaskData, device) -> torch.nn.Module:
+    model = build_model(cfg, data)
+    ckpt = Path(run_dir) / "checkpoint.pt"
+    if not ckpt.is_file():
+        raise CheckpointError(f"no checkpoint at {ckpt}: train the run first")
+    load_model_weights(model, ckpt)
+    return model.to(device).eval()
+
+
+def evaluate(cfg: CompNet3DConfig, run_dir: Path, data: TaskData | None = None,
+             splits: list[str] | None = None) -> dict:
+    """Evaluate a trained run on every configured split; writes ``eval.json`` and the tables."""
+    from .tables import run_tables, tables_markdown
+
+    run_dir = Path(run_dir)
+    data = data or load_task_data(cfg)
+    device = get_device(cfg.train.device)
+    model = load_trained(cfg, run_dir, data, device)
+    distance = cfg.pose.distance or data.median_distance
+    wanted = splits or list(cfg.eval.splits)
+    results: dict[str, Any] = {"splits": {}, "skipped": []}
+    for split in wanted:
+        if split not in data.available_splits:
+            log.warning("split '%s' is not in the dataset (%s); skipped", split, ", ".join(data.available_splits))
+            results["skipped"].append(split)
+            continue
+        log.info("evaluating %s on %s", run_dir.name, split)
+        results["splits"][split] = evaluate_split(model, cfg, data, split, device, distance)
+    metrics = flat_metrics(results)
+    summary_path = run_dir / "train_summary.json"
+    if summary_path.is_file():
+        import json
+
+        results["train"] = json.loads(summary_path.read_text())
+    results["metrics"] = metrics
+    results["model_kind"] = cfg.model.kind
+    results["contrast"] = cfg.loss.contrast
+    results["profile"] = cfg.data.profile
+    tabs = run_tables(results, cfg)
+    write_json(run_dir / "tables.json", {k: v.to_dict(orient="records") for k, v in tabs.items()})
+    write_text(run_dir / "tables.md", tables_markdown(tabs, title=f"{run_dir.name}"))
+    write_json(run_dir / "eval.json", results)
+    return metrics
+
+
+def flat_metrics(results: dict) -> dict[str, float]:
+    """``{split}.acc``, ``{split}.pose_acc_pi6``... as one flat dict of floats."""
+    out: dict[str, float] = {}
+    for split, r in results["splits"].items():
+        if "acc" in r:
+            out[f"{split}.acc"] = r["acc"]
+        for key in ("pose", "pose_gt"):
+            for k, v in r.get(key, {}).items():
+                out[f"{split}.{key}_{k}"] = v
+        if split == "unknown" and r.get("per_category"):
+            pc = r["per_category"]
+            out["unknown.pose_acc_pi6_mean"] = sum(d["acc_pi6"] for d in pc.values()) / len(pc)
+    return out
