@@ -1,4 +1,5 @@
-"""Fixtures of the core tests: undo the global torch state that seed_everything() changes."""
+"""Fixtures of the core tests: single-threaded torch (tiny ops; no OpenMP spinning on a shared CPU) and
+the global torch state that seed_everything() changes restored after each test."""
 from __future__ import annotations
 
 import pytest
@@ -6,8 +7,11 @@ import torch
 
 
 @pytest.fixture(autouse=True)
-def _restore_torch_determinism():
+def _isolate_torch_globals():
     det = torch.are_deterministic_algorithms_enabled()
     warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     yield
+    torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(det, warn_only=warn)

@@ -7,7 +7,8 @@ and a randomised eval (which must not disturb training).
 
 Command line::
 
-    python _wb_tiny_run.py RUN_DIR [--kill-at STEP] [--kill-in-save STEP] [--batch-size B] [--ddp]
+    python _wb_tiny_run.py RUN_DIR [--kill-at STEP] [--kill-in-save STEP] [--batch-size B] [--no-randomness]
+                           [--interrupt-at STEP --interrupt-rank R]
 """
 from __future__ import annotations
 
@@ -132,12 +133,20 @@ def main(argv=None) -> int:
     p.add_argument("--kill-in-save", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--no-randomness", action="store_true")
+    p.add_argument("--interrupt-at", type=int, default=None, help="send SIGINT to this process at this step")
+    p.add_argument("--interrupt-rank", type=int, default=0, help="... only on this rank")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     if args.kill_in_save is not None:
         _kill_inside_save(args.kill_in_save)
+
+    def hook(step, loss):
+        if step == args.interrupt_at and int(os.environ.get("RANK", "0")) == args.interrupt_rank:
+            os.kill(os.getpid(), signal.SIGINT)
+        return loss
+
     trainer, result = run(args.run_dir, kill_at=args.kill_at, randomness=not args.no_randomness,
-                          batch_size=args.batch_size)
+                          batch_size=args.batch_size, step_hook=hook)
     if trainer.is_main:
         print(f"RESULT {result.status} {result.step} world={trainer.dist.world_size}")
     return 0

@@ -254,3 +254,54 @@ def test_resume_with_changed_config_warns(tmp_path, caplog):
         _, r = tiny.run(tmp_path / "run", iterations=20, lr=0.01)
     assert r.resumed_from == 10 and r.step == 20
     assert "lr: 0.02 -> 0.01" in caplog.text and "iterations: 10 -> 20" in caplog.text
+
+
+def test_keys_logged_on_some_steps_are_averaged_over_those_steps(tmp_path):
+    """Alternating objectives (e.g. a shape step then a pose step) log their own losses."""
+    t, model = _mini_trainer(tmp_path)
+    t.cfg = TrainConfig(iterations=8, batch_size=4, device="cpu", progress=False, checkpoint_every=0, log_every=4)
+    hist = History()
+    t.callbacks = [hist]
+
+    def step_fn(m, b, s):
+        loss = torch.nn.functional.cross_entropy(m(b[0]), b[1])
+        return {"loss": loss, ("even" if s % 2 == 0 else "odd"): float(s)}
+
+    t.fit(step_fn, _batches())
+    rows = [r for r in read_rows(tmp_path / "run" / "metrics.csv")[1] if r["phase"] == "train"]
+    assert [(float(r["even"]), float(r["odd"])) for r in rows] == [(1.0, 2.0), (5.0, 6.0)]
+    assert "odd" not in hist.steps[0] and hist.steps[1]["odd"] == 1.0
+
+
+def test_submodule_modes_survive_training_and_eval(tmp_path):
+    """A model that keeps a submodule frozen via its train() override stays so across evals."""
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.frozen_bn = torch.nn.BatchNorm1d(4)
+            self.fc = torch.nn.Linear(4, 3)
+
+        def train(self, mode: bool = True):
+            super().train(mode)
+            self.frozen_bn.eval()
+            return self
+
+        def forward(self, x):
+            return self.fc(self.frozen_bn(x))
+
+    cfg = TrainConfig(iterations=6, batch_size=4, eval_every=2, device="cpu", progress=False, checkpoint_every=0)
+    model = Net()
+    modes, eval_modes = [], []
+
+    def step_fn(m, b, s):
+        modes.append((m.training, m.fc.training, m.frozen_bn.training))
+        return torch.nn.functional.cross_entropy(m(b[0]), b[1])
+
+    def eval_fn(m, s):
+        eval_modes.append((m.training, m.fc.training))
+        return {}
+
+    Trainer(model, build_optimizer(model, cfg), tmp_path / "run", cfg).fit(step_fn, _batches(), eval_fn)
+    assert modes == [(True, True, False)] * 6 and eval_modes == [(False, False)] * 3
+    assert torch.equal(model.frozen_bn.running_mean, torch.zeros(4))  # never updated

@@ -44,7 +44,6 @@ __all__ = ["GENERATOR_VERSION", "generate", "default_output", "clean_partials", 
 
 GENERATOR_VERSION = "1.0"
 DEPTH_SCALE = 1000.0  # depth PNG: uint16 value = z * DEPTH_SCALE (0 = empty)
-KP_DEPTH_TOL = 0.05   # keypoint visible if |depth(pixel) - z| < tol (object units; objects have unit size)
 
 # ----------------------------------------------------------------------------- worker state
 _STATE: Dict[str, Any] = {}
@@ -64,11 +63,28 @@ def _init_worker(root: str, preset: str, cfg_dict: dict, bank_items: list, threa
     _STATE.update(root=Path(root), preset=preset, cfg=cfg, bank=bank)
 
 
-def _save_png(path: Path, arr: np.ndarray) -> None:
-    from PIL import Image
+_DIRS: set = set()
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(arr).save(path, compress_level=1)
+
+def _save_png(path: Path, arr: np.ndarray) -> None:
+    """Write a uint8 (H, W[, 3]) RGB/grey or uint16 (H, W) array as PNG (fast, deterministic)."""
+    parent = path.parent
+    if parent not in _DIRS:
+        parent.mkdir(parents=True, exist_ok=True)
+        _DIRS.add(parent)
+    try:
+        import cv2
+    except ImportError:  # pragma: no cover - opencv comes with imagecorruptions
+        from PIL import Image
+
+        Image.fromarray(arr).save(path, compress_level=1)
+        return
+    a = arr[..., ::-1] if arr.ndim == 3 else arr
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(a), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:  # pragma: no cover
+        raise DataError(f"could not encode {path}")
+    with open(path, "wb") as f:
+        f.write(buf.tobytes())
 
 
 def _u8(img: np.ndarray) -> np.ndarray:
@@ -96,7 +112,10 @@ def _crop_intrinsics(model, vs: ViewSpec, size: int, focal: float) -> Tuple[floa
     return focal * k, (float(size / 2 - c[0] * k), float(size / 2 - c[1] * k))
 
 
-def _keypoints(model, R, T, focal, pp, depth: np.ndarray, mask: np.ndarray):
+def _keypoints(model, R, T, focal, pp, self_vis: np.ndarray, mask: np.ndarray,
+               occluder: Optional[np.ndarray] = None):
+    """Project keypoints; visible = not self-occluded (ray test), inside the image, within 1 px of
+    the visible object mask, and not under an occluder."""
     from .shading import project_keypoints
 
     uv, z = project_keypoints(model.keypoints, R[None], T[None], focal, pp)
@@ -106,10 +125,23 @@ def _keypoints(model, R, T, focal, pp, depth: np.ndarray, mask: np.ndarray):
     iy = np.floor(uv[:, 1]).astype(np.int64)
     inside = (ix >= 0) & (ix < W) & (iy >= 0) & (iy < H) & (z > 0)
     vis = np.zeros(len(z), bool)
-    sel = np.flatnonzero(inside)
-    d = depth[iy[sel], ix[sel]]
-    vis[sel] = mask[iy[sel], ix[sel]] & (np.abs(d - z[sel]) < KP_DEPTH_TOL)
-    return uv, vis, (ix, iy, inside)
+    sel = np.flatnonzero(inside & self_vis)
+    near = _dilate1(mask)
+    ok = near[iy[sel], ix[sel]]
+    if occluder is not None:
+        ok &= ~occluder[iy[sel], ix[sel]]
+    vis[sel] = ok
+    return uv, vis
+
+
+def _dilate1(m: np.ndarray) -> np.ndarray:
+    """3x3 binary dilation."""
+    p = np.pad(m, 1)
+    out = np.zeros_like(m)
+    for dy in (0, 1, 2):
+        for dx in (0, 1, 2):
+            out |= p[dy:dy + m.shape[0], dx:dx + m.shape[1]]
+    return out
 
 
 def render_job(job: Job, root: Path, preset: str, cfg, bank) -> List[dict]:
@@ -152,6 +184,10 @@ def render_job(job: Job, root: Path, preset: str, cfg, bank) -> List[dict]:
                            S, rc.supersample, [lights[i] for i in idx], "shaded")
         for k, i in enumerate(idx):
             rendered[i] = {key: val[k] for key, val in out.items()}
+    from .shading import keypoint_self_visibility
+
+    self_vis = keypoint_self_visibility(model, np.stack([rendered[i]["R"] for i in range(len(job.views))]),
+                                        np.stack([rendered[i]["T"] for i in range(len(job.views))]))
     need_cad = [i for i, v in enumerate(job.views) if any(kind == "style" for _, kind, _ in v.derived)]
     cad: Dict[int, Dict[str, np.ndarray]] = {}
     if need_cad:
@@ -169,7 +205,7 @@ def render_job(job: Job, root: Path, preset: str, cfg, bank) -> List[dict]:
         amodal = alpha >= 0.5
         bg = make_background(vs.background, S, S, rng, bank)
         img = composite(r["rgb"], alpha, bg)
-        uv, vis, _ = _keypoints(model, r["R"], r["T"], focals[i], pps[i], depth, amodal)
+        uv, vis = _keypoints(model, r["R"], r["T"], focals[i], pps[i], self_vis[i], amodal)
         name = f"{stem}_{vs.view:03d}.png"
         img_rel, mask_rel = f"images/{vs.split}/{name}", f"masks/{vs.split}/{name}"
         _save_png(root / img_rel, _u8(img))
@@ -196,7 +232,8 @@ def render_job(job: Job, root: Path, preset: str, cfg, bank) -> List[dict]:
                 vm_rel, om_rel = f"masks/{split}/{name}", f"occluders/{split}/{name}"
                 _save_png(root / vm_rel, (visible * 255).astype(np.uint8))
                 _save_png(root / om_rel, (occ.occluder_mask * 255).astype(np.uint8))
-                uv2, vis2, _ = _keypoints(model, r["R"], r["T"], focals[i], pps[i], depth, visible)
+                uv2, vis2 = _keypoints(model, r["R"], r["T"], focals[i], pps[i], self_vis[i], visible,
+                                       occ.occluder_mask)
                 d.update(mask=vm_rel, occluder_mask=om_rel, occlusion_level=int(arg), occ_fg=occ.fg_fraction,
                          occ_bg=occ.bg_fraction, keypoints_visible=vis2.tolist())
             elif kind == "corrupt":

@@ -206,10 +206,9 @@ def _pattern_mix(m: Material, p: np.ndarray) -> np.ndarray:
     if m.pattern == "noise":
         return value_noise3(p * s, m.seed)
     if m.pattern == "wood":
-        axis = d
-        radial = p - np.outer(p @ axis, axis)
-        r = np.linalg.norm(radial, axis=1) * s * 3 + 1.5 * value_noise3(p * 3, m.seed, 2)
-        return 0.5 + 0.5 * np.sin(2 * np.pi * r)
+        # grain: stretched stripes across ``direction`` warped by low-frequency noise
+        t = (p @ d) * s * 1.5 + 1.2 * value_noise3(p * np.array([2.0, 6.0, 2.0]), m.seed, 2)
+        return 0.5 + 0.5 * np.sin(2 * np.pi * t)
     if m.pattern == "dots":
         q = p * s
         f = q - np.floor(q) - 0.5

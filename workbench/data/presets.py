@@ -47,7 +47,7 @@ DEFAULT_UNKNOWN = ["bus", "monitor"]
 class CameraConfig(Config):
     """Pose distribution (degrees in the config, radians on disk) and pinhole intrinsics."""
 
-    focal_factor: float = 2.2          # focal_px = focal_factor * image_size
+    focal_factor: float = 2.0          # focal_px = focal_factor * image_size
     distance: List[float] = field(default_factory=lambda: [3.0, 4.0])
     elevation_deg: List[float] = field(default_factory=lambda: [-5.0, 45.0])
     theta_deg: List[float] = field(default_factory=lambda: [-10.0, 10.0])

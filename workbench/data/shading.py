@@ -21,11 +21,11 @@ import numpy as np
 import torch
 
 from ..geometry.pose import pose_to_rt
-from ..render.raycast import raycast_mesh
+from ..render.raycast import raycast_rays
 from .materials import evaluate_materials
 from .world import ObjectModel
 
-__all__ = ["Light", "render_views", "project_keypoints", "sample_light"]
+__all__ = ["Light", "render_views", "project_keypoints", "sample_light", "keypoint_self_visibility"]
 
 
 @dataclass
@@ -65,6 +65,25 @@ def project_keypoints(points: np.ndarray, R: np.ndarray, T: np.ndarray, focal: f
     return np.stack([u, v], -1), z
 
 
+def keypoint_self_visibility(model: ObjectModel, R: np.ndarray, T: np.ndarray, eps: float = 0.005) -> np.ndarray:
+    """``(N, K)`` bool: the segment camera -> keypoint is not blocked by the object itself.
+
+    Casts one ray per (view, keypoint) from the camera centre (``C = -T R^T``) towards the keypoint;
+    the keypoint (on the surface) is visible when the first hit is not more than ``eps`` (object
+    units) in front of it.
+    """
+    C = -np.einsum("ni,nji->nj", T, R)  # (N, 3)
+    kp = model.keypoints.astype(np.float64)[None]  # (1, K, 3)
+    d = kp - C[:, None, :]
+    dist = np.linalg.norm(d, axis=-1)
+    dirs = d / np.maximum(dist[..., None], 1e-12)
+    o = np.broadcast_to(C[:, None, :], dirs.shape)
+    out = raycast_rays(model.verts, model.faces, torch.as_tensor(np.ascontiguousarray(o)),
+                       torch.as_tensor(np.ascontiguousarray(dirs)))
+    t = out["t"].numpy().astype(np.float64)
+    return ~(t < dist - eps)
+
+
 def _pool(x: np.ndarray, s: int) -> np.ndarray:
     """Mean over non-overlapping s x s blocks of axes 1, 2 of ``(N, H*s, W*s, ...)``."""
     acc = None
@@ -73,6 +92,27 @@ def _pool(x: np.ndarray, s: int) -> np.ndarray:
             part = x[:, i::s, j::s]
             acc = part.copy() if acc is None else acc + part
     return acc / (s * s)
+
+
+def _raycast_pinhole(model: ObjectModel, R: np.ndarray, T: np.ndarray, focal: float, pp: np.ndarray,
+                     size: tuple) -> Dict[str, np.ndarray]:
+    """Same rays and outputs as :func:`workbench.render.raycast.raycast_mesh` (pixel centres,
+    unit view-space z so ``t`` is z-depth), built in float32 numpy and cast through
+    :func:`workbench.render.raycast.raycast_rays` (about 3x less overhead for batches of views)."""
+    H, W = size
+    N = R.shape[0]
+    u = np.arange(W, dtype=np.float32) + 0.5
+    v = np.arange(H, dtype=np.float32) + 0.5
+    dx = (pp[:, 0, None].astype(np.float32) - u[None]) / np.float32(focal)  # (N, W)
+    dy = (pp[:, 1, None].astype(np.float32) - v[None]) / np.float32(focal)  # (N, H)
+    Rt = R.transpose(0, 2, 1).astype(np.float32)  # view -> world: d_w = d_v @ R^T
+    d = (dx[:, None, :, None] * Rt[:, None, None, 0, :] + dy[:, :, None, None] * Rt[:, None, None, 1, :]
+         + Rt[:, None, None, 2, :])  # (N, H, W, 3)
+    C = (-np.einsum("ni,nji->nj", T, R)).astype(np.float32)
+    o = np.broadcast_to(C[:, None, None, :], d.shape)
+    out = raycast_rays(model.verts, model.faces, torch.from_numpy(np.ascontiguousarray(o)), torch.from_numpy(d))
+    return {"depth": out["t"].numpy(), "face_ids": out["face_ids"].numpy(), "bary": out["bary"].numpy(),
+            "mask": out["mask"].numpy()}
 
 
 def render_views(model: ObjectModel, azimuth, elevation, theta, distance, focal: float,
@@ -102,11 +142,11 @@ def render_views(model: ObjectModel, azimuth, elevation, theta, distance, focal:
     T = T_t.numpy()
     pp = np.broadcast_to(np.asarray(principal, np.float64).reshape(-1, 2), (N, 2))
     # principal point at the super-sampled resolution: pixel centres of the fine grid
-    out = raycast_mesh(model.verts, model.faces, R_t, T_t, focal * s, pp * s, (H * s, W * s))
-    hit = out["mask"].numpy()
-    face = out["face_ids"].numpy()
-    bary = out["bary"].numpy()
-    depth = out["depth"].numpy()
+    out = _raycast_pinhole(model, R, T, focal * s, pp * s, (H * s, W * s))
+    hit = out["mask"]
+    face = out["face_ids"]
+    bary = out["bary"]
+    depth = out["depth"]
     if lights is None:
         lights = [Light()] * N
     rgb = np.zeros((N, H * s, W * s, 3), np.float32)
@@ -140,9 +180,11 @@ def render_views(model: ObjectModel, azimuth, elevation, theta, distance, focal:
         elif style == "cad":
             col = np.repeat(((0.45 + 0.55 * ndl) * 0.92)[:, None], 3, 1)
         elif style == "grey":
-            up = np.array([0.0, 1.0, 0.0])
-            l2 = np.clip(n @ up, 0, None) * 0.35
-            g = 0.3 + 0.5 * ndl + l2
+            # CMIC-like: white mesh, light from above (PointLights at (0, 3, 0)) + a weak headlight;
+            # capped below white so that top faces stay visible on the white background
+            up = np.clip(n @ np.array([0.0, 1.0, 0.0]), 0, None)
+            head = np.clip((n * to_cam).sum(1) / np.maximum(np.linalg.norm(to_cam, axis=1), 1e-9), 0, None)
+            g = 0.3 + 0.35 * up + 0.25 * head
             col = np.repeat(g[:, None], 3, 1)
         else:
             raise ValueError(f"unknown style '{style}' (valid: shaded, cad, grey)")

@@ -1453,7 +1453,7 @@ def _build_bird(p: Dict[str, Any], b: Builder) -> None:
     b.kp("tail", t0 + tdir * tl + up * th / 2)
     # wings: flattened ellipsoids hinged at the shoulders; spread rotates about the body axis, raise lifts
     wl = p["wing_len"] * L
-    spread = p["wing_spread"]
+    spread = max(0.0, (p["wing_spread"] - 0.55) / 0.45)  # ~55% of birds perch with folded wings
     for sx, name in ((1, "left_wing"), (-1, "right_wing")):
         shoulder = on_body((sx * rx * 0.75, ry * 0.45, rb * 0.3))
         # folded: wing lies along the body (pointing -Z); spread: sideways (+-X) and raised
@@ -1485,7 +1485,7 @@ register(CategoryDef(
     params=(F("body_len", 0.12, 0.3), F("body_h", 0.55, 0.8), F("body_w", 0.55, 0.75), F("body_pitch", 0.0, 0.5),
             F("head_r", 0.16, 0.24), F("neck_len", 0.02, 0.15), F("neck_pitch", 0.1, 0.9), F("beak_len", 0.08, 0.35),
             C("beak_shape", ["thin", "thick", "hooked"]), F("tail_len", 0.3, 0.8), F("tail_pitch", -0.3, 0.4),
-            F("tail_fan", 0.4, 1.0), F("wing_len", 0.55, 1.1), F("wing_spread", 0.0, 1.0), F("wing_raise", 0.0, 0.9),
+            F("tail_fan", 0.4, 1.0), F("wing_len", 0.55, 1.1), F("wing_spread", 0.0, 1.0), F("wing_raise", 0.0, 0.6),
             F("leg_len", 0.04, 0.12)),
     part_labels=("body", "head", "beak", "tail", "wing", "leg"),
     keypoint_names=("back", "beak", "belly", "breast", "crown", "forehead", "left_eye", "left_leg", "left_wing",

@@ -7,45 +7,69 @@ from its four fields simply falls back to the dense path.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional, Tuple
 
 import torch
 
 __all__ = ["Fragments", "PackedFragments"]
 
 
-@dataclass
 class PackedFragments:
-    """Occupied rasterization slots, sorted by (pixel, rank).
+    """Occupied rasterization slots, sorted by (pixel, rank) for K > 1.
 
     Attributes:
         pix: ``(M,)`` int64 flat pixel index ``n * H * W + row * W + col``.
         rank: ``(M,)`` int64 slot k (0 = nearest).
         face: ``(M,)`` int64 packed face index.
-        bary: ``(M, 3)``; zbuf: ``(M,)``; dists: ``(M,)`` signed squared NDC distance (negative inside).
+        inside: ``(M,)`` bool, pixel centre strictly inside the face.
         N, H, W, K: dense shape.
+
+    The differentiable values are computed on demand: :meth:`terms` for a subset of slots, or the
+    (cached) properties ``bary (M, 3)``, ``zbuf (M,)``, ``dists (M,)`` (signed squared NDC distance).
     """
 
-    pix: torch.Tensor
-    rank: torch.Tensor
-    face: torch.Tensor
-    bary: torch.Tensor
-    zbuf: torch.Tensor
-    dists: torch.Tensor
-    N: int
-    H: int
-    W: int
-    K: int
+    def __init__(self, pix, rank, face, inside, N: int, H: int, W: int, K: int, terms_fn: Callable):
+        self.pix, self.rank, self.face, self.inside = pix, rank, face, inside
+        self.N, self.H, self.W, self.K = N, H, W, K
+        self._terms_fn = terms_fn
+        self._all: Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = None
+
+    def __len__(self) -> int:
+        return self.pix.numel()
 
     @property
     def slot(self) -> torch.Tensor:
         """Flat index into ``(N * H * W * K)``."""
         return self.pix * self.K + self.rank
 
+    def terms(self, idx: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Differentiable ``(bary (m, 3), zbuf (m,), dists (m,))`` for the slots ``idx`` (all if None)."""
+        if idx is None:
+            if self._all is None:
+                self._all = self._terms_fn(self.pix, self.face)
+            return self._all
+        if self._all is not None:
+            return tuple(t.index_select(0, idx) for t in self._all)  # type: ignore[return-value]
+        return self._terms_fn(self.pix.index_select(0, idx), self.face.index_select(0, idx))
+
+    @property
+    def bary(self) -> torch.Tensor:
+        return self.terms()[0]
+
+    @property
+    def zbuf(self) -> torch.Tensor:
+        return self.terms()[1]
+
+    @property
+    def dists(self) -> torch.Tensor:
+        return self.terms()[2]
+
     def detach(self) -> "PackedFragments":
-        return PackedFragments(self.pix, self.rank, self.face, self.bary.detach(), self.zbuf.detach(),
-                               self.dists.detach(), self.N, self.H, self.W, self.K)
+        fn = self._terms_fn.detach() if hasattr(self._terms_fn, "detach") else self._terms_fn
+        out = PackedFragments(self.pix, self.rank, self.face, self.inside, self.N, self.H, self.W, self.K, fn)
+        if self._all is not None:
+            out._all = tuple(t.detach() for t in self._all)  # type: ignore[assignment]
+        return out
 
     def to_dense(self) -> "Fragments":
         """Scatter into pytorch3d-shaped :class:`Fragments` (-1 in empty slots), keeping gradients."""
@@ -53,10 +77,11 @@ class PackedFragments:
         n = N * H * W * K
         slot = self.slot
         dev = self.face.device
+        bary_p, z_p, d_p = self.terms()
         p2f = torch.full((n,), -1, dtype=torch.int64, device=dev).index_copy_(0, slot, self.face)
-        zbuf = torch.full((n,), -1.0, dtype=self.zbuf.dtype, device=dev).index_copy_(0, slot, self.zbuf)
-        dists = torch.full((n,), -1.0, dtype=self.dists.dtype, device=dev).index_copy_(0, slot, self.dists)
-        bary = torch.full((n, 3), -1.0, dtype=self.bary.dtype, device=dev).index_copy_(0, slot, self.bary)
+        zbuf = torch.full((n,), -1.0, dtype=z_p.dtype, device=dev).index_copy_(0, slot, z_p)
+        dists = torch.full((n,), -1.0, dtype=d_p.dtype, device=dev).index_copy_(0, slot, d_p)
+        bary = torch.full((n, 3), -1.0, dtype=bary_p.dtype, device=dev).index_copy_(0, slot, bary_p)
         fr = Fragments(p2f.view(N, H, W, K), zbuf.view(N, H, W, K), bary.view(N, H, W, K, 3), dists.view(N, H, W, K))
         fr.packed = self
         return fr

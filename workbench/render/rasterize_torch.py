@@ -15,10 +15,12 @@ Algorithm (cost follows the pixels covered by faces, not pixels x faces):
    before clipping, optional clipping, depth ``pz`` (pairs with ``pz < 0`` are dropped), squared
    distance to the closest edge; kept when inside or ``dist < blur_radius``.
 4. *Selection* of the K nearest faces per pixel by ``pz`` (ties: lower face index): a
-   ``scatter_reduce`` for K = 1; for K > 1 one integer sort of ``(pixel, float bits of pz)`` keys
-   (exact ties are re-ordered by face index).
+   ``scatter_reduce`` for K = 1; for K > 1 one values-only sort of packed int64 keys
+   ``(pixel, float32 bits of pz (>= 28 kept), face, inside)``; an exact ``(pixel, float bits of pz)``
+   argsort with explicit face-index tie-breaking is the fallback for very large batches.
 5. *Differentiable recomputation* of barycentrics, depth and signed distance for the selected slots
-   only, so gradients reach the vertices as in pytorch3d's backward while ``pix_to_face`` is fixed.
+   only (on demand, see :class:`PackedFragments`), so gradients reach the vertices as in pytorch3d's
+   backward while ``pix_to_face`` is fixed.
 
 Known difference: faces with a vertex closer than ``z_min`` (1e-8, or ``z_clip_value`` when set)
 are culled whole, whereas pytorch3d clips them at ``z_clip_value`` (this only matters for geometry
@@ -131,53 +133,52 @@ def _face_setup(fv: torch.Tensor, H: int, W: int, blur_radius: float, cull_backf
     return valid, torch.stack([xlo, ylo, w, h]), lines_t.to(torch.float32)
 
 
-def _bucket(n: torch.Tensor) -> torch.Tensor:
-    ladder = torch.tensor(_LADDER, dtype=torch.int64, device=n.device)
-    idx = torch.searchsorted(ladder, n, right=False).clamp_max(len(_LADDER) - 1)
-    return idx
-
-
 def _candidates(valid, box, lines, r_px: float, max_pairs: int, dev):
-    """Yield ``(face, xi, yi)`` candidate pairs block by block (see module docs, step 2)."""
+    """Yield ``(face, xi, yi)`` candidate pairs block by block (see module docs, step 2).
+
+    Faces are grouped by the pixel count of their box (rounded up to powers of two); a block is a
+    dense ``(faces, n)`` array whose column l is pixel ``(l mod w, l div w)`` of the face's box.
+    """
     fids = torch.nonzero(valid).flatten()
     if fids.numel() == 0:
         return
     xlo, ylo, w, h = box.index_select(1, fids)
-    bw_i, bh_i = _bucket(w), _bucket(h)
-    key = bw_i * len(_LADDER) + bh_i
-    order = torch.argsort(key, stable=True)
-    key_s = key.index_select(0, order)
-    uniq, counts = torch.unique_consecutive(key_s, return_counts=True)
+    n = w * h
+    level = torch.ceil(torch.log2(n.to(torch.float64))).to(torch.int64).clamp_min(0)
+    order = torch.argsort(level, stable=True)
+    lev_s = level.index_select(0, order)
+    uniq, counts = torch.unique_consecutive(lev_s, return_counts=True)
     thr = -(r_px + 1e-3)
+    L_all = lines.index_select(1, fids)
     start = 0
-    for k, cnt in zip(uniq.tolist(), counts.tolist()):
-        bw, bh = _LADDER[k // len(_LADDER)], _LADDER[k % len(_LADDER)]
-        step = max(1, max_pairs // (bw * bh))
+    for lev, cnt in zip(uniq.tolist(), counts.tolist()):
+        nb = 1 << lev
+        step = max(1, max_pairs // nb)
         for a in range(start, start + cnt, step):
             sel = order[a:min(a + step, start + cnt)]
-            f = fids.index_select(0, sel)
             x0, y0 = xlo.index_select(0, sel), ylo.index_select(0, sel)
-            ww, hh = w.index_select(0, sel), h.index_select(0, sel)
-            L = lines.index_select(1, f)
-            cols = torch.arange(bw, device=dev)
-            rows = torch.arange(bh, device=dev)
-            uc = (x0[:, None] + cols[None]).to(torch.float32) + 0.5  # (Fg, bw)
-            vc = (y0[:, None] + rows[None]).to(torch.float32) + 0.5  # (Fg, bh)
-            pad_c = cols[None] >= ww[:, None]
-            pad_r = rows[None] >= hh[:, None]
+            wf = w.index_select(0, sel).to(torch.float32)[:, None]
+            nf = n.index_select(0, sel)[:, None]
+            L = L_all.index_select(1, sel)
+            loc = torch.arange(nb, device=dev)[None]  # (1, nb)
+            locf = loc.to(torch.float32)
+            row = torch.floor((locf + 0.5) / wf)  # exact: local indices < 2**24
+            col = locf - row * wf
+            u = col + (x0.to(torch.float32)[:, None] + 0.5)
+            v = row + (y0.to(torch.float32)[:, None] + 0.5)
             m = None
             for i in range(3):
-                au = L[3 * i][:, None] * uc
-                bv = L[3 * i + 1][:, None] * vc + L[3 * i + 2][:, None]
-                au = au.masked_fill(pad_c, -math.inf)
-                bv = bv.masked_fill(pad_r, -math.inf)
-                e = au[:, None, :] + bv[:, :, None]  # (Fg, bh, bw)
+                e = L[3 * i][:, None] * u + L[3 * i + 1][:, None] * v + L[3 * i + 2][:, None]
                 m = e if m is None else torch.minimum(m, e)
+            m = m.masked_fill(loc >= nf, -math.inf)
             nz = torch.nonzero(m > thr)
             if nz.numel() == 0:
                 continue
-            fl, yy, xx = nz.unbind(1)
-            yield f.index_select(0, fl), x0.index_select(0, fl) + xx, y0.index_select(0, fl) + yy
+            fl, ll = nz.unbind(1)
+            rr = row[0].index_select(0, ll) if row.shape[0] == 1 else row.reshape(-1).index_select(0, fl * nb + ll)
+            cc = col.reshape(-1).index_select(0, fl * nb + ll) if col.shape[0] > 1 else col[0].index_select(0, ll)
+            yield (fids.index_select(0, sel.index_select(0, fl)), x0.index_select(0, fl) + cc.to(torch.int64),
+                   y0.index_select(0, fl) + rr.to(torch.int64))
         start += cnt
 
 
@@ -191,42 +192,133 @@ def _gather_fv(fv_cols: List[torch.Tensor], faces: torch.Tensor, f: torch.Tensor
     return out
 
 
-def _select_topk(pix: torch.Tensor, z: torch.Tensor, face: torch.Tensor, K: int):
-    """Per pixel, the K pairs with smallest z (ties: earlier pair = lower face index).
+def _coverage(fv: List[torch.Tensor], px: torch.Tensor, py: torch.Tensor, blur_radius: float,
+              perspective_correct: bool, clip_barycentric_coords: bool):
+    """No-grad exact test of pytorch3d's kernel for candidate pairs -> ``(keep idx, pz, inside)``.
 
-    Returns ``(pix, z, face, rank)`` sorted by (pixel, rank) for K > 1 (per-pixel arbitrary for K = 1).
+    Same formulas as :func:`pair_terms`, but the edge distance is only evaluated for pairs that are
+    outside the face (and only when ``blur_radius > 0``).
+    """
+    x0, y0, z0, x1, y1, z1, x2, y2, z2 = fv
+    area = _edge(x2, y2, x0, y0, x1, y1) + K_EPS
+    w0 = _edge(px, py, x1, y1, x2, y2) / area
+    w1 = _edge(px, py, x2, y2, x0, y0) / area
+    w2 = _edge(px, py, x0, y0, x1, y1) / area
+    if perspective_correct:
+        t0 = w0 * z1 * z2
+        t1 = z0 * w1 * z2
+        t2 = z0 * z1 * w2
+        denom = (t0 + t1 + t2).clamp_min(K_EPS)
+        w0, w1, w2 = t0 / denom, t1 / denom, t2 / denom
+    inside = (w0 > 0) & (w1 > 0) & (w2 > 0)
+    if clip_barycentric_coords:
+        w0, w1, w2 = w0.clamp_min(0.0), w1.clamp_min(0.0), w2.clamp_min(0.0)
+        s = (w0 + w1 + w2).clamp_min(1e-5)
+        w0, w1, w2 = w0 / s, w1 / s, w2 / s
+    pz = w0 * z0 + w1 * z1 + w2 * z2
+    keep = inside.clone()
+    if blur_radius > 0:
+        out = torch.nonzero(~inside).flatten()
+        if out.numel():
+            sub = [t.index_select(0, out) for t in (x0, y0, x1, y1, x2, y2)]
+            qx, qy = px.index_select(0, out), py.index_select(0, out)
+            d = torch.minimum(torch.minimum(_seg_dist2(qx, qy, sub[0], sub[1], sub[2], sub[3]),
+                                            _seg_dist2(qx, qy, sub[2], sub[3], sub[4], sub[5])),
+                              _seg_dist2(qx, qy, sub[4], sub[5], sub[0], sub[1]))
+            keep.index_copy_(0, out, d < blur_radius)
+    keep &= pz >= 0
+    idx = torch.nonzero(keep).flatten()
+    return idx, pz.index_select(0, idx), inside.index_select(0, idx)
+
+
+def _group_starts(sorted_keys: torch.Tensor) -> torch.Tensor:
+    """For a sorted 1D tensor, the index of the first element of each element's run of equal values."""
+    n = sorted_keys.numel()
+    start = torch.ones(n, dtype=torch.bool, device=sorted_keys.device)
+    if n > 1:
+        torch.ne(sorted_keys[1:], sorted_keys[:-1], out=start[1:])
+    first = torch.nonzero(start).flatten()
+    return first.index_select(0, torch.cumsum(start, 0) - 1)
+
+
+def _ranks(pix_sorted: torch.Tensor) -> torch.Tensor:
+    return torch.arange(pix_sorted.numel(), device=pix_sorted.device) - _group_starts(pix_sorted)
+
+
+def _select_exact(pix, z, face, inside, K: int):
+    """Per pixel, the K pairs with smallest z, ties by lower face index (exact z comparisons).
+
+    Returns ``(pix, z, face, inside, rank)`` sorted by (pixel, rank) (any order within pixels for K = 1).
     """
     if pix.numel() == 0:
-        return pix, z, face, torch.zeros_like(pix)
+        return pix, z, face, inside, torch.zeros_like(pix)
     if K == 1:
         n_pix = int(pix.max()) + 1
         zmin = torch.full((n_pix,), math.inf, dtype=z.dtype, device=z.device)
         zmin.scatter_reduce_(0, pix, z, reduce="amin")
         cand = torch.nonzero(z <= zmin.index_select(0, pix)).flatten()
-        pix_c, face_c, z_c = pix.index_select(0, cand), face.index_select(0, cand), z.index_select(0, cand)
+        pix_c, face_c = pix.index_select(0, cand), face.index_select(0, cand)
         fmin = torch.full((n_pix,), torch.iinfo(torch.int64).max, dtype=torch.int64, device=z.device)
         fmin.scatter_reduce_(0, pix_c, face_c, reduce="amin")
-        keep = torch.nonzero(face_c == fmin.index_select(0, pix_c)).flatten()
-        pix_k = pix_c.index_select(0, keep)
-        return pix_k, z_c.index_select(0, keep), face_c.index_select(0, keep), torch.zeros_like(pix_k)
-    # integer keys: (pixel, IEEE bits of z >= 0) orders exactly like (pixel, z)
+        keep = cand.index_select(0, torch.nonzero(face_c == fmin.index_select(0, pix_c)).flatten())
+        pix_k = pix.index_select(0, keep)
+        return (pix_k, z.index_select(0, keep), face.index_select(0, keep), inside.index_select(0, keep),
+                torch.zeros_like(pix_k))
+    # (pixel, IEEE bits of z >= 0) integer keys order exactly like (pixel, z)
     zbits = (z.to(torch.float32).clamp_min(0.0) + 0.0).view(torch.int32).to(torch.int64)
     key = pix * (1 << 31) + zbits
-    order = torch.sort(key, stable=True).indices
+    order = torch.sort(key).indices
     key_s = key.index_select(0, order)
-    ties = key_s[1:] == key_s[:-1]
-    if bool(ties.any()):  # equal depth at a pixel: lower face index first (pytorch3d's reference)
-        order = order.index_select(0, torch.sort(face.index_select(0, order), stable=True).indices)
-        order = order.index_select(0, torch.sort(key.index_select(0, order), stable=True).indices)
+    tie = key_s[1:] == key_s[:-1]
+    if bool(tie.any()):  # equal depth at a pixel: lower face index first
+        in_run = torch.zeros(key_s.numel(), dtype=torch.bool, device=key.device)
+        in_run[1:] |= tie
+        in_run[:-1] |= tie
+        pos = torch.nonzero(in_run).flatten()
+        run_start = torch.ones(pos.numel(), dtype=torch.bool, device=key.device)
+        run_start[1:] = ~tie.index_select(0, pos[1:] - 1)
+        run_id = torch.cumsum(run_start.to(torch.int64), 0)
+        sub = order.index_select(0, pos)
+        sub_order = torch.sort(run_id * (1 << 32) + face.index_select(0, sub)).indices
+        order = order.index_copy(0, pos, sub.index_select(0, sub_order))
     pix_s = pix.index_select(0, order)
-    idx = torch.arange(pix_s.numel(), device=pix.device)
-    start = torch.ones_like(pix_s, dtype=torch.bool)
-    start[1:] = pix_s[1:] != pix_s[:-1]
-    first = torch.cummax(torch.where(start, idx, torch.zeros_like(idx)), 0).values
-    rank = idx - first
+    rank = _ranks(pix_s)
     keep = torch.nonzero(rank < K).flatten()
     order = order.index_select(0, keep)
     return (pix_s.index_select(0, keep), z.index_select(0, order), face.index_select(0, order),
+            inside.index_select(0, order), rank.index_select(0, keep))
+
+
+def _nbits(n: int) -> int:
+    return max(1, int(n - 1).bit_length())
+
+
+def _sort_int64(key: torch.Tensor) -> torch.Tensor:
+    if key.device.type == "cpu":
+        import numpy as np
+
+        return torch.from_numpy(np.sort(key.numpy()))
+    return torch.sort(key).values
+
+
+def _select_keys(pix, z, face, inside, K: int, n_pix: int, n_faces: int):
+    """K > 1 selection with one values-only sort of packed ``(pixel, depth bits, face, inside)`` keys.
+
+    The depth field is the IEEE bit pattern of ``max(pz, 0)`` (monotone in pz) with its lowest
+    ``31 - zb`` bits dropped when fewer than 31 bits are left (callers guarantee ``zb >= 28``), so
+    only depths within a few float32 ulps are ordered by face index instead of depth.
+    Returns ``(pix, face, inside, rank)`` sorted by (pixel, rank).
+    """
+    pb, fb = _nbits(n_pix), _nbits(n_faces)
+    zb = min(31, 62 - pb - fb)
+    zbits = (z.to(torch.float32).clamp_min(0.0) + 0.0).view(torch.int32).to(torch.int64) >> (31 - zb)
+    key = (((pix << zb) | zbits) << (fb + 1)) | (face << 1) | inside.to(torch.int64)
+    ks = _sort_int64(key)
+    pix_s = ks >> (zb + fb + 1)
+    rank = _ranks(pix_s)
+    keep = torch.nonzero(rank < K).flatten()
+    ks = ks.index_select(0, keep)
+    return (pix_s.index_select(0, keep), (ks >> 1) & ((1 << fb) - 1), (ks & 1).to(torch.bool),
             rank.index_select(0, keep))
 
 
@@ -239,9 +331,10 @@ def rasterize_packed(verts_ndc: torch.Tensor, faces: torch.Tensor, face_to_mesh:
 
     Args:
         verts_ndc: ``(V, 3)`` packed vertices (differentiable).
-        faces: ``(F, 3)`` packed int64 faces (sorted by mesh); ``face_to_mesh (F,)``; N meshes.
+        faces: ``(F, 3)`` packed int64 faces; ``face_to_mesh (F,)``; N meshes.
         image_size: ``(H, W)``; remaining arguments as in ``RasterizationSettings``.
-        dense: build the dense :class:`Fragments` (else return only :class:`PackedFragments`).
+        dense: build the dense :class:`Fragments` (else return only :class:`PackedFragments`, whose
+            differentiable values are computed on demand).
     Returns:
         :class:`Fragments` with ``(N, H, W, K)`` fields (``pix_to_face`` indexes the packed faces) and
         ``.packed`` attached, or the :class:`PackedFragments` alone when ``dense=False``.
@@ -254,49 +347,66 @@ def rasterize_packed(verts_ndc: torch.Tensor, faces: torch.Tensor, face_to_mesh:
     F = faces.shape[0]
     HW = H * W
     r_px = math.sqrt(max(blur_radius, 0.0)) * min(H, W) / 2.0
-    kept_pix: List[torch.Tensor] = []
-    kept_z: List[torch.Tensor] = []
-    kept_face: List[torch.Tensor] = []
+    kept: List[Tuple[torch.Tensor, ...]] = []
     with torch.no_grad():
         vd = verts_ndc.detach()
         cols = [vd[:, 0].contiguous(), vd[:, 1].contiguous(), vd[:, 2].contiguous()]
         fv_all = vd[faces].reshape(F, 9) if F else vd.new_zeros(0, 9)
         valid, box, lines = _face_setup(fv_all, H, W, blur_radius, cull_backfaces, z_min)
         n_kept = 0
+        reduced = False
         for f, xi, yi in _candidates(valid, box, lines, r_px, max_pairs, dev):
             fv = _gather_fv(cols, faces, f)
-            _, pz, dist, inside = pair_terms(fv, xs.index_select(0, xi), ys.index_select(0, yi),
-                                             perspective_correct, clip_barycentric_coords)
-            ok = torch.nonzero((inside | (dist < blur_radius)) & (pz >= 0)).flatten()
+            ok, pz, inside = _coverage(fv, xs.index_select(0, xi), ys.index_select(0, yi), blur_radius,
+                                       perspective_correct, clip_barycentric_coords)
             f = f.index_select(0, ok)
             pix = face_to_mesh.index_select(0, f) * HW + yi.index_select(0, ok) * W + xi.index_select(0, ok)
-            kept_pix.append(pix)
-            kept_z.append(pz.index_select(0, ok))
-            kept_face.append(f)
+            kept.append((pix, pz, f, inside))
             n_kept += pix.numel()
-            if n_kept > max_pairs and len(kept_pix) > 1:  # bound memory: reduce to the top K so far
-                p_, z_, f_, _ = _select_topk(*_cat(kept_pix, kept_z, kept_face), K)
-                kept_pix, kept_z, kept_face = [p_], [z_], [f_]
+            if n_kept > max_pairs and len(kept) > 1:  # bound memory: reduce to the top K so far
+                p_, z_, f_, i_, _ = _select_exact(*_cat(kept), K)
+                kept = [(p_, z_, f_, i_)]
                 n_kept = p_.numel()
-        if kept_pix:
-            pix, _, fsel, rank = _select_topk(*_cat(kept_pix, kept_z, kept_face), K)
+                reduced = True
+        if kept:
+            pix, z, face, inside = _cat(kept)
+            if K > 1 and not reduced and 62 - _nbits(N * HW) - _nbits(max(F, 1)) >= 28:
+                pix, fsel, inside, rank = _select_keys(pix, z, face, inside, K, N * HW, F)
+            else:
+                pix, _, fsel, inside, rank = _select_exact(pix, z, face, inside, K)
         else:
             pix = torch.zeros(0, dtype=torch.int64, device=dev)
             fsel, rank = pix, pix
-    # differentiable recomputation for the selected slots
-    within = pix % HW
-    yi = torch.div(within, W, rounding_mode="floor")
-    xi = within - yi * W
-    vcols = [verts_ndc[:, 0], verts_ndc[:, 1], verts_ndc[:, 2]]
-    fv = _gather_fv(vcols, faces, fsel)
-    bary, pz, dist, inside = pair_terms(fv, xs.index_select(0, xi), ys.index_select(0, yi), perspective_correct,
-                                        clip_barycentric_coords)
-    sdist = torch.where(inside, -dist, dist)
-    packed = PackedFragments(pix, rank, fsel, bary, pz, sdist, N, H, W, K)
+            inside = torch.zeros(0, dtype=torch.bool, device=dev)
+    packed = PackedFragments(pix, rank, fsel, inside, N, H, W, K,
+                             _TermsContext(verts_ndc, faces, xs, ys, W, HW, perspective_correct,
+                                           clip_barycentric_coords))
     return packed.to_dense() if dense else packed
 
 
-def _cat(pix: List[torch.Tensor], z: List[torch.Tensor], face: List[torch.Tensor]):
-    if len(pix) == 1:
-        return pix[0], z[0], face[0]
-    return torch.cat(pix), torch.cat(z), torch.cat(face)
+class _TermsContext:
+    """What :class:`PackedFragments` needs to compute differentiable values for its slots."""
+
+    def __init__(self, verts_ndc, faces, xs, ys, W, HW, perspective_correct, clip):
+        self.verts_ndc, self.faces, self.xs, self.ys = verts_ndc, faces, xs, ys
+        self.W, self.HW, self.perspective_correct, self.clip = W, HW, perspective_correct, clip
+
+    def __call__(self, pix: torch.Tensor, face: torch.Tensor):
+        within = pix % self.HW
+        yi = torch.div(within, self.W, rounding_mode="floor")
+        xi = within - yi * self.W
+        v = self.verts_ndc
+        fv = _gather_fv([v[:, 0], v[:, 1], v[:, 2]], self.faces, face)
+        bary, pz, dist, inside = pair_terms(fv, self.xs.index_select(0, xi), self.ys.index_select(0, yi),
+                                            self.perspective_correct, self.clip)
+        return bary, pz, torch.where(inside, -dist, dist)
+
+    def detach(self) -> "_TermsContext":
+        return _TermsContext(self.verts_ndc.detach(), self.faces, self.xs, self.ys, self.W, self.HW,
+                             self.perspective_correct, self.clip)
+
+
+def _cat(kept: List[Tuple[torch.Tensor, ...]]):
+    if len(kept) == 1:
+        return kept[0]
+    return tuple(torch.cat(parts) for parts in zip(*kept))

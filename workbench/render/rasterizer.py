@@ -104,8 +104,12 @@ def rasterize_meshes(meshes: Meshes, image_size: Union[int, Tuple[int, int]] = 2
                      max_faces_per_bin: Optional[int] = None, perspective_correct: bool = False,
                      clip_barycentric_coords: bool = False, cull_backfaces: bool = False,
                      z_clip_value: Optional[float] = None, cull_to_frustum: bool = False,
-                     backend: str = "auto", max_pairs: int = DEFAULT_MAX_PAIRS) -> Fragments:
-    """Rasterize meshes whose vertices are already in NDC (x, y) with view z (pytorch3d's function)."""
+                     backend: str = "auto", max_pairs: int = DEFAULT_MAX_PAIRS, dense: bool = True):
+    """Rasterize meshes whose vertices are already in NDC (x, y) with view z (pytorch3d's function).
+
+    Returns :class:`Fragments`; with ``dense=False`` the torch backend returns its
+    :class:`~workbench.render.fragments.PackedFragments` instead (pytorch3d always returns dense).
+    """
     hw = _image_hw(image_size)
     if faces_per_pixel < 1:
         raise RenderError(f"faces_per_pixel must be >= 1, got {faces_per_pixel}")
@@ -117,7 +121,8 @@ def rasterize_meshes(meshes: Meshes, image_size: Union[int, Tuple[int, int]] = 2
     return rasterize_packed(verts, meshes.faces_packed(), meshes.faces_packed_to_mesh_idx(), len(meshes), hw,
                             blur_radius=blur_radius, faces_per_pixel=faces_per_pixel,
                             perspective_correct=perspective_correct, clip_barycentric_coords=clip_barycentric_coords,
-                            cull_backfaces=cull_backfaces, z_clip_value=z_clip_value, max_pairs=max_pairs)
+                            cull_backfaces=cull_backfaces, z_clip_value=z_clip_value, max_pairs=max_pairs,
+                            dense=dense)
 
 
 class MeshRasterizer(nn.Module):
@@ -153,7 +158,8 @@ class MeshRasterizer(nn.Module):
             return Meshes(v.reshape(meshes_world.verts_padded().shape), meshes_world.faces_padded())
         return Meshes(meshes_world.packed_to_list(v, "verts"), meshes_world.faces_list())
 
-    def forward(self, meshes_world: Meshes, **kwargs) -> Fragments:
+    def forward(self, meshes_world: Meshes, dense: bool = True, **kwargs) -> Fragments:
+        """Rasterize; ``dense=False`` lets the torch backend return :class:`PackedFragments` only."""
         if not isinstance(meshes_world, Meshes):
             raise RenderError(f"MeshRasterizer expects workbench Meshes, got {type(meshes_world).__name__}")
         cameras = kwargs.get("cameras", self.cameras)
@@ -175,4 +181,4 @@ class MeshRasterizer(nn.Module):
                                 max_faces_per_bin=rs.max_faces_per_bin, perspective_correct=persp,
                                 clip_barycentric_coords=clip, cull_backfaces=rs.cull_backfaces,
                                 z_clip_value=z_clip, cull_to_frustum=rs.cull_to_frustum,
-                                backend=kwargs.get("backend", self.backend), max_pairs=rs.max_pairs)
+                                backend=kwargs.get("backend", self.backend), max_pairs=rs.max_pairs, dense=dense)

@@ -14,8 +14,9 @@ import torch.nn.functional as F
 
 from ..core.errors import RenderError
 from ..geometry.mesh import Meshes
-from .blending import BlendParams, hard_rgb_blend, layered_rgb_blend, sigmoid_alpha_blend, softmax_rgb_blend
-from .fragments import Fragments
+from .blending import (BlendParams, hard_rgb_blend, layered_active_slots, layered_rgb_blend, layered_rgb_blend_packed,
+                       sigmoid_alpha_blend, silhouette_alpha_packed, softmax_rgb_blend)
+from .fragments import Fragments, PackedFragments, packed_of
 from .interp import interpolate_face_attributes, interpolate_vertex_attributes
 
 __all__ = ["PointLights", "DirectionalLights", "AmbientLights", "Materials", "phong_shading", "flat_shading",
@@ -197,33 +198,69 @@ class HardFlatShader(_Shader):
         return hard_rgb_blend(colors, fragments, kwargs.get("blend_params", self.blend_params))
 
 
+def _packed(fragments) -> Optional[PackedFragments]:
+    return fragments if isinstance(fragments, PackedFragments) else packed_of(fragments)
+
+
 class SoftSilhouetteShader(nn.Module):
-    """Soft silhouette: ``(N, H, W, 4)`` with the sigmoid alpha in the last channel."""
+    """Soft silhouette: ``(N, H, W, 4)``, rgb = 1 and the sigmoid alpha in the last channel.
+
+    Accepts dense :class:`Fragments` or the torch backend's :class:`PackedFragments`.
+    """
+
+    accepts_packed = True
 
     def __init__(self, blend_params: Optional[BlendParams] = None):
         super().__init__()
         self.blend_params = blend_params if blend_params is not None else BlendParams()
 
-    def forward(self, fragments: Fragments, meshes: Meshes = None, **kwargs) -> torch.Tensor:
+    def forward(self, fragments, meshes: Meshes = None, **kwargs) -> torch.Tensor:
+        bp = kwargs.get("blend_params", self.blend_params)
+        p = _packed(fragments)
+        if p is not None:
+            alpha = silhouette_alpha_packed(p, bp)
+            return torch.cat([torch.ones(*alpha.shape, 3, dtype=alpha.dtype, device=alpha.device), alpha[..., None]], -1)
         colors = torch.ones_like(fragments.bary_coords)
-        return sigmoid_alpha_blend(colors, fragments, kwargs.get("blend_params", self.blend_params))
+        return sigmoid_alpha_blend(colors, fragments, bp)
 
 
 class LayeredShader(nn.Module):
-    """UNICORN "raw" shading (texture x ambient, unlit) with :func:`layered_rgb_blend`."""
+    """UNICORN "raw" shading (texture x ambient, unlit) with :func:`layered_rgb_blend`.
+
+    Accepts dense :class:`Fragments` or :class:`PackedFragments`; with the packed view only the slots
+    that can contribute (up to the nearest face containing the pixel centre) are textured and blended.
+    """
+
+    accepts_packed = True
 
     def __init__(self, blend_params: Optional[BlendParams] = None, ambient: float = 1.0):
         super().__init__()
         self.blend_params = blend_params if blend_params is not None else BlendParams()
         self.ambient = ambient
 
-    def forward(self, fragments: Fragments, meshes: Meshes, **kwargs) -> torch.Tensor:
+    def forward(self, fragments, meshes: Meshes, **kwargs) -> torch.Tensor:
+        bp = kwargs.get("blend_params", self.blend_params)
+        p = _packed(fragments)
+        tex = meshes.textures
+        if p is not None and (tex is None or hasattr(tex, "sample_textures_packed")):
+            idx = layered_active_slots(p)
+            if tex is None:
+                colors = torch.ones(idx.numel(), 3, dtype=meshes.verts_packed().dtype, device=idx.device)
+            else:
+                colors = tex.sample_textures_packed(p, meshes.faces_packed(), idx)
+            return layered_rgb_blend_packed(p, colors * self.ambient, idx, bp)
+        if isinstance(fragments, PackedFragments):
+            fragments = fragments.to_dense()
         colors = _texels(meshes, fragments) * self.ambient
-        return layered_rgb_blend(colors, fragments, kwargs.get("blend_params", self.blend_params))
+        return layered_rgb_blend(colors, fragments, bp)
 
 
 class MeshRenderer(nn.Module):
-    """``rasterizer`` then ``shader``; one mesh with several cameras is extended to one per camera."""
+    """``rasterizer`` then ``shader``; one mesh with several cameras is extended to one per camera.
+
+    Shaders with ``accepts_packed = True`` receive the torch backend's :class:`PackedFragments`
+    directly (no dense ``(N, H, W, K)`` tensors are built).
+    """
 
     def __init__(self, rasterizer, shader):
         super().__init__()
@@ -239,7 +276,8 @@ class MeshRenderer(nn.Module):
         cams = kwargs.get("cameras", self.rasterizer.cameras)
         if cams is not None and len(cams) > 1 and len(meshes_world) == 1:
             meshes_world = meshes_world.extend(len(cams))
-        fragments = self.rasterizer(meshes_world, **kwargs)
+        dense = not getattr(self.shader, "accepts_packed", False)
+        fragments = self.rasterizer(meshes_world, dense=dense, **kwargs)
         return self.shader(fragments, meshes_world, **kwargs)
 
 

@@ -67,6 +67,16 @@ class TexturesVertex:
         feats = self.verts_features_packed()
         return interpolate_vertex_attributes(fragments.pix_to_face, fragments.bary_coords, faces_packed, feats)
 
+    def sample_textures_packed(self, packed, faces_packed: torch.Tensor, idx=None) -> torch.Tensor:
+        """Features ``(m, C)`` at the packed slots ``idx`` (all if None)."""
+        feats = self.verts_features_packed()
+        face = packed.face if idx is None else packed.face.index_select(0, idx)
+        bary = packed.terms(idx)[0].to(feats.dtype)
+        corner = faces_packed.index_select(0, face)
+        out = bary[:, 0:1] * feats.index_select(0, corner[:, 0])
+        out = out + bary[:, 1:2] * feats.index_select(0, corner[:, 1])
+        return out + bary[:, 2:3] * feats.index_select(0, corner[:, 2])
+
     # batch plumbing used by Meshes
     def extend(self, N: int) -> "TexturesVertex":
         if self._padded is not None:
@@ -156,6 +166,39 @@ class TexturesUV:
                             align_corners=self.align_corners)  # (N, C, H*W, K)
         out = out.permute(0, 2, 3, 1).reshape(N, H, W, K, -1)
         return out * (p2f >= 0)[..., None].to(out.dtype)
+
+    def sample_textures_packed(self, packed, faces_packed: torch.Tensor = None, idx=None) -> torch.Tensor:
+        """Bilinear texels ``(m, C)`` at the packed slots ``idx`` (all if None); same sampling as
+        :meth:`sample_textures` (align_corners=True, border padding, bilinear)."""
+        if self.sampling_mode != "bilinear" or self.padding_mode != "border" or not self.align_corners:
+            raise ShapeError("TexturesUV.sample_textures_packed supports bilinear/border/align_corners=True only")
+        faces_uvs, verts_uvs = self._packed_uvs()
+        face = packed.face if idx is None else packed.face.index_select(0, idx)
+        pix = packed.pix if idx is None else packed.pix.index_select(0, idx)
+        bary = packed.terms(idx)[0].to(self._maps.dtype)
+        corner = faces_uvs.index_select(0, face)
+        vu = verts_uvs.to(self._maps.dtype)
+        uv = bary[:, 0:1] * vu.index_select(0, corner[:, 0])
+        uv = uv + bary[:, 1:2] * vu.index_select(0, corner[:, 1]) + bary[:, 2:3] * vu.index_select(0, corner[:, 2])
+        Nm, Hm, Wm, C = self._maps.shape
+        n_img = torch.div(pix, packed.H * packed.W, rounding_mode="floor")
+        x = (uv[:, 0] * (Wm - 1)).clamp(0, Wm - 1)
+        y = ((1.0 - uv[:, 1]) * (Hm - 1)).clamp(0, Hm - 1)
+        x0 = torch.floor(x).detach().long().clamp_max(Wm - 1)
+        y0 = torch.floor(y).detach().long().clamp_max(Hm - 1)
+        x1 = (x0 + 1).clamp_max(Wm - 1)
+        y1 = (y0 + 1).clamp_max(Hm - 1)
+        wx = (x - x0.to(x.dtype))[:, None]
+        wy = (y - y0.to(y.dtype))[:, None]
+        flat = self._maps.reshape(-1, C)
+        base = n_img * (Hm * Wm)
+
+        def at(yy, xx):
+            return flat.index_select(0, base + yy * Wm + xx)
+
+        top = at(y0, x0) * (1 - wx) + at(y0, x1) * wx
+        bot = at(y1, x0) * (1 - wx) + at(y1, x1) * wx
+        return top * (1 - wy) + bot * wy
 
     def extend(self, N: int) -> "TexturesUV":
         return TexturesUV(self._maps.repeat_interleave(N, 0), [f for f in self._faces_uvs for _ in range(N)],

@@ -132,9 +132,11 @@ class ResumableLoader:
 
     def indices(self, k: int, rank: int | None = None, world_size: int | None = None) -> list[int]:
         """Dataset indices of micro-batch ``k`` for process ``rank``."""
-        r0, ws0 = self._dist()
-        rank = r0 if rank is None else rank
-        ws = ws0 if world_size is None else world_size
+        if rank is None or world_size is None:
+            r0, ws0 = self._dist()
+            rank = r0 if rank is None else rank
+            world_size = ws0 if world_size is None else world_size
+        ws = world_size
         spe = self.steps_per_epoch(ws)
         epoch, i = divmod(int(k), spe)
         g = self.batch_size * ws

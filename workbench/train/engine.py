@@ -16,7 +16,10 @@ One iteration (``step``, 0-based while it runs):
 
 Evaluation runs on rank 0 with the unwrapped model in ``eval()`` mode under ``no_grad``, with
 the RNG states saved and restored around it, so evaluating more or less often never changes
-the training trajectory.
+the training trajectory. Afterwards every submodule gets back its own train/eval mode.
+
+``fit`` calls ``model.train()`` once at the start; to keep parts of a model in eval mode (frozen
+BatchNorm, a perceptual-loss network), override the model's ``train(mode)`` to re-freeze them.
 """
 from __future__ import annotations
 
@@ -35,7 +38,7 @@ from tqdm.auto import tqdm
 
 from ..core.config import Config
 from ..core.device import get_device
-from ..core.errors import NonFiniteLossError, TrainingError
+from ..core.errors import CheckpointError, NonFiniteLossError, TrainingError
 from ..core.seed import seed_everything
 from .callbacks import Callback
 from .checkpoint import (CHECKPOINT_NAME, CHECKPOINT_VERSION, capture_rng_state, load_checkpoint,
@@ -167,9 +170,10 @@ class Trainer:
         self.ddp_model: torch.nn.Module | None = None
         self._metrics: MetricsLog | None = None
         self._stop_requested = False
+        self._stop_agreed = False
         self._elapsed = 0.0
         self._t0 = 0.0
-        self._meter: dict[str, Any] = {"sums": {}, "count": 0, "lr": None}
+        self._meter: dict[str, Any] = {"sums": {}, "counts": {}, "lr": None}
         self._warned: set[str] = set()
 
     # ------------------------------------------------------------------ setup
@@ -223,7 +227,7 @@ class Trainer:
         seed_everything(self.cfg.seed + self.dist.rank)
         self.step = 0
         self._elapsed = 0.0
-        self._meter = {"sums": {}, "count": 0, "lr": None}
+        self._meter = {"sums": {}, "counts": {}, "lr": None}
         return 0
 
     def _restore(self) -> int:
@@ -233,16 +237,12 @@ class Trainer:
         try:
             self.optimizer.load_state_dict(ckpt["optimizer"])
         except (ValueError, KeyError) as e:
-            from ..core.errors import CheckpointError
-
             raise CheckpointError(f"{where}: optimizer state does not fit: {e}") from None
         if self.scheduler is not None and ckpt.get("scheduler") is not None:
             self.scheduler.load_state_dict(ckpt["scheduler"])
         extra = ckpt.get("extra", {})
         for name, obj in self.state_objects.items():
             if name not in extra:
-                from ..core.errors import CheckpointError
-
                 raise CheckpointError(f"{where}: no state for '{name}' (has {sorted(extra)})")
             obj.load_state_dict(extra[name])
         rngs = ckpt.get("rng") or []
@@ -252,7 +252,7 @@ class Trainer:
             log.warning("%s was written by %d process(es), now %d: RNG streams reseeded (not bit-exact)",
                         where, len(rngs), self.dist.world_size)
             seed_everything(self.cfg.seed + self.dist.rank + 7919 * int(ckpt["step"]))
-        self._meter = ckpt.get("meter") or {"sums": {}, "count": 0, "lr": None}
+        self._meter = ckpt.get("meter") or {"sums": {}, "counts": {}, "lr": None}
         self._elapsed = float(ckpt.get("elapsed", 0.0))
         self._warn_config_changes(ckpt)
         if self.is_main:
@@ -369,7 +369,7 @@ class Trainer:
         if self.scheduler is not None:
             self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        self._stop_requested = self._stop_requested or stop
+        self._stop_agreed = stop  # every rank sees the same value (it went through the all-reduce)
         logs["lr"] = lr
         logs["grad_norm"] = norm_v
         return logs
@@ -378,17 +378,17 @@ class Trainer:
     def _meter_update(self, logs: Mapping[str, float]) -> None:
         m = self._meter
         for k, v in logs.items():
-            if k != "lr":
+            if k != "lr":  # per-key counts: a key logged only on some steps is averaged over those
                 m["sums"][k] = m["sums"].get(k, 0.0) + v
-        m["count"] += 1
+                m["counts"][k] = m["counts"].get(k, 0) + 1
         m["lr"] = logs["lr"]
 
     def _write_train_row(self) -> dict[str, Any]:
         m = self._meter
-        means = {k: s / m["count"] for k, s in m["sums"].items()} if m["count"] else {}
+        means = {k: s / m["counts"][k] for k, s in m["sums"].items()}
         row = {"step": self.step, "phase": "train", "time": round(self._elapsed_now(), 3), **means,
                "lr": m["lr"]}
-        self._meter = {"sums": {}, "count": 0, "lr": None}
+        self._meter = {"sums": {}, "counts": {}, "lr": None}
         self.last_train = {k: v for k, v in row.items() if k not in BASE_COLUMNS}
         if self.is_main:
             self._metrics.append(row)
@@ -404,14 +404,15 @@ class Trainer:
                 self.run_dir.mkdir(parents=True, exist_ok=True)
                 self._metrics = MetricsLog(self.metrics_path)
             model = self.model
-            was_training = model.training
+            modes = [(m, m.training) for m in model.modules()]  # restored per module afterwards
             rng = capture_rng_state()
             model.eval()
             try:
                 with torch.no_grad(), self._autocast():
                     out = eval_fn(model, self.step)
             finally:
-                model.train(was_training)
+                for m, mode in modes:
+                    m.training = mode
                 restore_rng_state(rng)
             metrics = self._eval_floats(out)
             self._metrics.append({"step": self.step, "phase": "eval", "time": round(self._elapsed_now(), 3),
@@ -491,7 +492,7 @@ class Trainer:
             :class:`FitResult`. Raises :class:`NonFiniteLossError` on a NaN/inf loss or gradient.
         """
         cfg = self.cfg
-        self._stop_requested = False
+        self._stop_requested = self._stop_agreed = False
         if self.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self._clean_stale_tmp()
@@ -514,8 +515,8 @@ class Trainer:
         try:
             with self._signal_guard():
                 it = iter(batches(start * cfg.accumulate)) if start < cfg.iterations else iter(())
+                self.model.train()
                 for step in range(start, cfg.iterations):
-                    self.model.train()
                     logs = self._train_step(step_fn, it, step)
                     self.step = s = step + 1
                     self._meter_update(logs)
@@ -528,7 +529,9 @@ class Trainer:
                         pbar.set_postfix(loss=f"{row.get('loss', float('nan')):.4g}", refresh=False)
                     if eval_fn is not None and ((cfg.eval_every and s % cfg.eval_every == 0) or last):
                         self.evaluate(eval_fn)
-                    stop = self._stop_requested
+                    # Under DDP only the all-reduced flag may be used, or ranks would stop at different
+                    # iterations; a single process can react to a signal within the current iteration.
+                    stop = self._stop_agreed if self.dist.enabled else self._stop_requested
                     if last or stop or (cfg.checkpoint_every and s % cfg.checkpoint_every == 0):
                         self.save_checkpoint()
                     pbar.update(1)

@@ -119,6 +119,7 @@ def image_grid(images: Any, *, titles: Sequence[str] | None = None, ncols: int |
                                  marker=dict(color=colors[k % len(colors)], size=10, symbol="square")))
     fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
     fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
+    fig.update_annotations(font_size=11 if cell_size >= 140 else 10)
     for i in range(n):
         r, c = i // ncols + 1, i % ncols + 1
         idx = (r - 1) * ncols + c

@@ -26,7 +26,7 @@ from ._util import palette_color, rgb_strings, to_numpy
 
 DEFAULT_MESH_COLOR = "#9fb4d0"
 #: Canonical view: +Y up, eye in front (+Z) and slightly above/right of the object.
-DEFAULT_SCENE_CAMERA = dict(up=dict(x=0, y=1, z=0), eye=dict(x=1.3, y=0.95, z=1.9), center=dict(x=0, y=0, z=0))
+DEFAULT_SCENE_CAMERA = dict(up=dict(x=0, y=1, z=0), eye=dict(x=1.45, y=1.05, z=2.1), center=dict(x=0, y=0, z=0))
 
 
 @dataclass

@@ -170,6 +170,7 @@ def dataset_browser(index: Any, *, n: int = 12, ncols: int = 6, cell_size: int =
         from ..data import DatasetIndex
 
         index = DatasetIndex(index)
+    labels = index.df.index.to_numpy()          # load_image/load_mask take the index labels
     df: pd.DataFrame = index.df.reset_index(drop=True)
     cols = [c for c in filters if c in df.columns]
     dd: dict[str, W.Dropdown] = {}
@@ -221,11 +222,11 @@ def dataset_browser(index: Any, *, n: int = 12, ncols: int = 6, cell_size: int =
                 kp_tr = fw.data[n + k]
                 if k < len(sel):
                     i = int(sel[k])
-                    img = to_hwc_image(index.load_image(i))
+                    img = to_hwc_image(index.load_image(labels[i]))
                     if cb_masks.value:
                         from .images import overlay_mask
 
-                        img = overlay_mask(img, to_mask(index.load_mask(i)))
+                        img = overlay_mask(img, to_mask(index.load_mask(labels[i])))
                     fw.data[k].source = png_data_uri(img)
                     row = df.iloc[i]
                     fw.layout.annotations[k].text = _cell_title(row)

@@ -100,10 +100,13 @@ def test_single_class_grouped_equals_full_and_zero_weights_drop_pairs():
     assert g["loss_cross"].item() == 0.0
     # all-zero weights drop the cross term entirely, whatever the sampled vertices
     c = _case(seed=2)
-    out = compnet_loss(c["feats"], c["visible"], c["labels"], c["bank"], c["valid"], c["bg"],
+    x = c["feats"].clone().requires_grad_(True)
+    out = compnet_loss(x, c["visible"], c["labels"], c["bank"], c["valid"], c["bg"],
                        omega=torch.zeros(3, 3, dtype=torch.float64), n_sample=2)
     assert out["loss_cross"].item() == pytest.approx(0.0, abs=1e-12)
     assert out["loss_in"].item() > 0
+    out["loss"].backward()                      # fully dropped rows: finite (not NaN) gradients
+    assert torch.isfinite(x.grad).all()
 
 
 def test_loss_gradient_matches_finite_differences():

@@ -147,23 +147,26 @@ class CMIC(nn.Module):
         r = self.render_encoder(renders.reshape(S * M, *renders.shape[2:]) * 2 - 1)
         return r.view(S, M, -1)
 
-    def pair_scores(self, queries: torch.Tensor, views: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Scores ``s (B, S)`` and attention ``a (B, S, M)`` of every query against every shape."""
+    def pair_scores(self, queries: torch.Tensor, views: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Scores ``s (B, S)``, attention ``a (B, S, M)`` and shape embeddings ``v^r (B, S, D)`` of
+        every query against every shape (re-normalised when ``normalize_shape``)."""
         emb, w = self.attention(queries, views)
         if self.normalize_shape:
             emb = F.normalize(emb, dim=-1)
-        return torch.einsum("bd,bsd->bs", queries, emb), w
+        return torch.einsum("bd,bsd->bs", queries, emb), w, emb
 
     def forward(self, images: torch.Tensor, masks: torch.Tensor, renders: torch.Tensor) -> dict:
         """Embed a batch of queries and shapes and score every pair.
 
         Returns:
-            dict with ``query (B, D)``, ``views (S, M, D)``, ``scores (B, S)``, ``weights (B, S, M)``.
+            dict with ``query (B, D)``, ``views (S, M, D)``, ``scores (B, S)``, ``weights (B, S, M)``
+            and ``shape_emb (B, S, D)``.
         """
         q = self.embed_queries(images, masks)
         r = self.embed_views(renders)
-        s, w = self.pair_scores(q, r)
-        return {"query": q, "views": r, "scores": s, "weights": w}
+        s, w, emb = self.pair_scores(q, r)
+        return {"query": q, "views": r, "scores": s, "weights": w, "shape_emb": emb}
 
 
 def build_model(cfg) -> CMIC:

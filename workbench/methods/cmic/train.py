@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from ...core.seed import seed_everything
-from ...train import Trainer, build_optimizer, build_scheduler, step_batches, unwrap_model
+from ...train import Trainer, build_optimizer, build_scheduler, step_batches
 from .augment import augment_queries, augment_renders
 from .config import CMICConfig
 from .data import BatchSampler, RetrievalData, load_data
@@ -47,11 +47,7 @@ def compute_losses(model: CMIC, batch: dict, cfg: CMICConfig, generator: torch.G
     if lc.instance == "contrastive":
         inst = instance_contrastive_loss(scores, target, lc.tau)
     else:
-        core = unwrap_model(model)
-        emb, _ = core.attention(out["query"], out["views"])
-        if core.normalize_shape:
-            emb = torch.nn.functional.normalize(emb, dim=-1)
-        inst = triplet_semihard_loss(pair_distances(out["query"], emb), target, lc.triplet_margin)
+        inst = triplet_semihard_loss(pair_distances(out["query"], out["shape_emb"]), target, lc.triplet_margin)
     if lc.category_weight > 0:
         cat = category_contrastive_loss(scores, target, batch["query_cat"], batch["shape_cat"], lc.tau,
                                         lc.category_include_gt, lc.category_reduction)

@@ -31,6 +31,9 @@ class DataSection(Config):
     training images (fixed seed), never trained on."""
     max_train_images: int = 0
     """Cap on training images (0 = all)."""
+    cache_images: bool = True
+    """Keep decoded images in memory (uint8) after their first use (fine for the synthetic presets;
+    switch off for large datasets or DataLoader workers)."""
 
 
 @dataclass
@@ -45,6 +48,9 @@ class ModelSection(Config):
     """ImageNet weights for the ResNet trunk when available locally."""
     feature_dim: int = 128
     """D, the unit feature dimension."""
+    stride: int = 8
+    """Output stride of the CNN feature map: 8 (NeMo, 640x800 inputs) or 4 (one more upsampling
+    stage; for the 64 px images of the CPU profiles). The ViT's stride is its patch size 14."""
     width: int = 32
     """Base channel width of the small CNN."""
     n_vertices: int = 500
@@ -114,8 +120,9 @@ class PoseSection(Config):
 
 @dataclass
 class EvalSection(Config):
-    splits: list[str] = field(default_factory=lambda: ["test", "occ_l1", "occ_l2", "occ_l3", "brightness",
-                                                        "frost", "snow", "fog", "style", "unknown"])
+    splits: list[str] = field(default_factory=lambda: [
+        "test", "occ_l1", "occ_l2", "occ_l3", "corrupt_brightness", "corrupt_frost", "corrupt_snow",
+        "corrupt_fog", "style_cad", "unknown"])
     """Dataset splits to evaluate (those absent from the dataset are skipped with a warning)."""
     max_images: int = 0
     """Cap on images per split (0 = all)."""
@@ -144,7 +151,7 @@ class CompNet3DConfig(Config):
     PROFILES = {
         "smoke": {
             "data": {"profile": "smoke"},
-            "model": {"backbone": "small_cnn", "n_vertices": 60, "feature_dim": 32, "width": 16},
+            "model": {"backbone": "small_cnn", "n_vertices": 60, "feature_dim": 32, "width": 16, "stride": 4},
             "loss": {"n_sample": 8, "calib_every": 10},
             "bank": {"n_background": 64, "bg_per_image": 2},
             "pose": {"n_azimuth": 8, "n_elevation": 2, "n_theta": 1, "refine_steps": 3},
@@ -154,16 +161,16 @@ class CompNet3DConfig(Config):
         },
         "quick": {
             "data": {"profile": "quick"},
-            "model": {"backbone": "small_cnn", "n_vertices": 200, "feature_dim": 64, "width": 32},
+            "model": {"backbone": "small_cnn", "n_vertices": 200, "feature_dim": 64, "width": 32, "stride": 4},
             "loss": {"n_sample": 16},
             "bank": {"n_background": 512},
             "pose": {"refine_steps": 30},
             "eval": {"max_images": 200, "batch_size": 16},
-            "train": {"iterations": 600, "batch_size": 16, "lr": 1e-3, "checkpoint_every": 200,
+            "train": {"iterations": 400, "batch_size": 16, "lr": 1e-3, "checkpoint_every": 200,
                       "log_every": 20, "eval_every": 0},
         },
         "full": {
-            "data": {"profile": "full"},
+            "data": {"profile": "full", "cache_images": False},
             "model": {"backbone": "resnet50", "pretrained": True, "n_vertices": 500, "feature_dim": 128},
             "loss": {"n_sample": 32},
             "bank": {"n_background": 2560},

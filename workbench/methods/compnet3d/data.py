@@ -32,8 +32,9 @@ log = logging.getLogger(__name__)
 class ViewsTask(Dataset):
     """Rows ``rows`` of a :class:`~workbench.data.schema.DatasetIndex` as task items (module docstring)."""
 
-    def __init__(self, index, rows: list[int], class_ids: dict[str, int]):
+    def __init__(self, index, rows: list[int], class_ids: dict[str, int], cache: dict | None = None):
         self.index = index
+        self.cache = cache
         self.rows = [int(r) for r in rows]
         self.class_ids = class_ids
         df = index.df
@@ -62,9 +63,10 @@ class ViewsTask(Dataset):
         r = self.rows[i]
         df = self.index.df
         cat = str(df.at[r, "category"])
+        image, mask = self._load(r)
         return {
-            "image": self.index.load_image(r),
-            "mask": self.index.load_mask(r) if df.at[r, "mask"] else torch.zeros(1, *self._hw(r)),
+            "image": image,
+            "mask": mask,
             "label": torch.tensor(self.class_ids.get(cat, -1)),
             "azimuth": torch.tensor(float(df.at[r, "azimuth"])),
             "elevation": torch.tensor(float(df.at[r, "elevation"])),
@@ -76,6 +78,17 @@ class ViewsTask(Dataset):
             "index": torch.tensor(r),
             "category_name": cat,
         }
+
+    def _load(self, r: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Image and mask of row ``r`` (kept as uint8 in ``cache`` when one is given)."""
+        if self.cache is not None and r in self.cache:
+            img, m = self.cache[r]
+            return img.float() / 255.0, m.float()
+        img = self.index.load_image(r)
+        m = self.index.load_mask(r) if self.index.df.at[r, "mask"] else torch.zeros(1, *self._hw(r))
+        if self.cache is not None:
+            self.cache[r] = ((img * 255).round().to(torch.uint8), (m > 0.5).to(torch.uint8))
+        return img, m
 
     def _hw(self, r: int) -> tuple[int, int]:
         return int(self.index.df.at[r, "height"]), int(self.index.df.at[r, "width"])
@@ -116,6 +129,7 @@ class TaskData:
     rows: dict[str, list[int]]
     median_distance: float
     unknown_names: list[str] = field(default_factory=list)
+    cache: dict | None = None
 
     @property
     def n_classes(self) -> int:
@@ -140,10 +154,10 @@ class TaskData:
     def dataset(self, split: str, max_images: int = 0) -> ViewsTask:
         if split not in self.rows:
             raise DataError(f"{self.root}: no split '{split}' (available: {', '.join(self.available_splits)})")
-        ds = ViewsTask(self.index, self.rows[split], self.class_ids)
+        ds = ViewsTask(self.index, self.rows[split], self.class_ids, self.cache)
         if max_images and max_images < len(ds):
             keep = stratified_subset(ds.categories(), max_images)
-            ds = ViewsTask(self.index, [ds.rows[i] for i in keep], self.class_ids)
+            ds = ViewsTask(self.index, [ds.rows[i] for i in keep], self.class_ids, self.cache)
         return ds
 
     def loader(self, split: str, batch_size: int = 16, max_images: int = 0, num_workers: int = 0) -> DataLoader:
@@ -155,11 +169,9 @@ class TaskData:
 def dataset_root(cfg) -> Path:
     if cfg.data.root:
         return Path(cfg.data.root)
-    try:
-        from ...data import generate
-    except ImportError:  # not re-exported yet
-        from ...data.generate import generate
+    import importlib
 
+    generate = importlib.import_module("workbench.data.generate").generate
     return Path(generate(cfg.data.preset, profile=cfg.data.profile, seed=cfg.data.seed))
 
 
@@ -203,4 +215,5 @@ def load_task_data(cfg, root: str | Path | None = None) -> TaskData:
     unknown = list(meta.get("unknown_categories") or [])
     log.info("compnet3d data %s: %d classes, %d train / %d calib images, splits %s", root.name, len(names),
              len(keep), len(calib), ", ".join(k for k, v in rows.items() if v))
-    return TaskData(root, index, names, meshes, (H, W), rows, median_d, unknown)
+    cache = {} if cfg.data.cache_images else None
+    return TaskData(root, index, names, meshes, (H, W), rows, median_d, unknown, cache)

@@ -37,7 +37,7 @@ from ...core.errors import ConfigError, ShapeError, check_shape
 
 Contrast = Literal["grouped", "full"]
 
-_NEG = float("-inf")
+_NEG = -1e30  # masked logits: finite, so that an all-masked row keeps finite gradients (0, not NaN)
 
 
 def sample_class_vertices(valid: torch.Tensor, n: int, generator: torch.Generator | None = None
@@ -173,10 +173,11 @@ def compnet_loss(
         lc = kappa * (f @ S.reshape(Y * N, D).T)                                  # (M, Y*N)
         w = torch.ones(Y, Y, dtype=f.dtype, device=f.device) if omega is None else omega.to(f)
         check_shape("omega", w, (Y, Y))
-        logw = torch.log(w.clamp_min(0))[y]                                       # (M, Y), -inf for 0
-        logw = logw.masked_fill(F.one_hot(y, Y).bool(), _NEG)
+        wy = w[y]                                                                 # (M, Y)
+        pair_off = (wy <= 0) | F.one_hot(y, Y).bool()                              # dropped pairs + own class
+        logw = torch.log(torch.where(pair_off, torch.ones_like(wy), wy))
         lc = lc.view(M, Y, N) + logw[:, :, None]
-        lc = lc.masked_fill(~s_ok[None], _NEG)
+        lc = lc.masked_fill(pair_off[:, :, None] | ~s_ok[None], _NEG)
         lse_c = torch.logaddexp(pos, torch.logsumexp(lc.view(M, Y * N), dim=1))
         nll_cross = lse_c - pos
         loss_in, loss_cross = nll_in.mean(), nll_cross.mean()

@@ -47,18 +47,29 @@ class DoubleConv(nn.Sequential):
 
 
 class UpsampleDecoder(nn.Module):
-    """NeMo's two-stage upsampling decoder: stride-32/16/8 maps -> one stride-8 map.
+    """NeMo's upsampling decoder: the coarsest trunk map is refined by ``DoubleConv``, then, for
+    each finer stage, upsampled x2 (bilinear, ``align_corners=True``), concatenated with that
+    stage and passed through a ``DoubleConv``.
 
-    ``channels = (c8, c16, c32)`` of the trunk stages; output channels ``c8 // 2``.
+    ``channels`` lists the trunk stages from fine to coarse, e.g. ``(c8, c16, c32)`` (output stride
+    8, NeMo's ``ResNetExt``: 2048 -> 1024 -> 512 -> 256 for ResNet-50) or ``(c4, c8, c16, c32)``
+    (stride 4). Stage ``i`` outputs the channels of the next finer stage; the finest outputs half
+    of its own. ``out_channels`` is the finest output width.
     """
 
     def __init__(self, channels: Sequence[int]):
         super().__init__()
-        c8, c16, c32 = channels
-        self.top = DoubleConv(c32, c16)
-        self.up1 = DoubleConv(c16 + c16, c8)
-        self.up2 = DoubleConv(c8 + c8, c8 // 2)
-        self.out_channels = c8 // 2
+        ch = list(channels)
+        if len(ch) < 2:
+            raise ConfigError(f"UpsampleDecoder needs >= 2 trunk stages, got {ch}")
+        self.top = DoubleConv(ch[-1], ch[-2])
+        ups, cin = [], ch[-2]
+        for i in range(len(ch) - 2, -1, -1):
+            cout = ch[i - 1] if i > 0 else ch[0] // 2
+            ups.append(DoubleConv(ch[i] + cin, cout))
+            cin = cout
+        self.ups = nn.ModuleList(ups)
+        self.out_channels = cin
 
     @staticmethod
     def _up_cat(x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
@@ -69,22 +80,24 @@ class UpsampleDecoder(nn.Module):
         return torch.cat([skip, x], 1)
 
     def forward(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
-        f8, f16, f32 = feats
-        x = self.top(f32)
-        x = self.up1(self._up_cat(x, f16))
-        return self.up2(self._up_cat(x, f8))
+        """``feats`` fine to coarse -> ``(B, out_channels, H_fine, W_fine)``."""
+        x = self.top(feats[-1])
+        for up, skip in zip(self.ups, reversed(feats[:-1])):
+            x = up(self._up_cat(x, skip))
+        return x
 
 
 class StageTrunk(nn.Module):
-    """A :mod:`workbench.nn` backbone returning its stride-8, -16 and -32 stage maps."""
+    """A :mod:`workbench.nn` backbone returning its stage maps from stride ``stride`` to 32."""
 
     def __init__(self, backbone: nn.Module, stages: Sequence[str]):
         super().__init__()
         self.backbone = backbone
         self.stages = tuple(stages)
         strides = [backbone.stage_strides[s] for s in self.stages]
-        if strides != [8, 16, 32]:
-            raise ConfigError(f"trunk stages {self.stages} have strides {strides}, expected [8, 16, 32]")
+        if strides[-1] != 32 or any(b != 2 * a for a, b in zip(strides, strides[1:])):
+            raise ConfigError(f"trunk stages {self.stages} have strides {strides}, expected ..., 8, 16, 32")
+        self.stride = strides[0]
         self.channels = tuple(backbone.stage_channels[s] for s in self.stages)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -93,14 +106,19 @@ class StageTrunk(nn.Module):
 
 
 def build_trunk(cfg: ModelSection) -> StageTrunk:
-    """ResNet (``layer2..4``) or the small CNN (``stage3..5``, 5 stride-2 stages) from ``workbench.nn``."""
+    """ResNet (``layer1..4``) or the small CNN (``stage2..5``) of ``workbench.nn``, keeping the
+    stages from ``cfg.stride`` (8 as NeMo, or 4) to 32."""
     from ...nn import build_backbone
 
+    if cfg.stride not in (4, 8):
+        raise ConfigError(f"model.stride must be 4 or 8 for {cfg.backbone}, got {cfg.stride}")
     if cfg.backbone == "small_cnn":
         bb = build_backbone("small_cnn", width=cfg.width, stride=32)
-        return StageTrunk(bb, ("stage3", "stage4", "stage5"))
-    bb = build_backbone(cfg.backbone, pretrained=cfg.pretrained)
-    return StageTrunk(bb, ("layer2", "layer3", "layer4"))
+        stages = ("stage2", "stage3", "stage4", "stage5")
+    else:
+        bb = build_backbone(cfg.backbone, pretrained=cfg.pretrained)
+        stages = ("layer1", "layer2", "layer3", "layer4")
+    return StageTrunk(bb, stages[1:] if cfg.stride == 8 else stages)
 
 
 class ViTTrunk(nn.Module):

@@ -17,6 +17,8 @@ from . import paper
 
 OCC = ("occ_l1", "occ_l2", "occ_l3")
 CORR = ("brightness", "frost", "snow", "fog")
+SPLIT_OF = {"iid": "test", "brightness": "corrupt_brightness", "frost": "corrupt_frost", "snow": "corrupt_snow",
+            "fog": "corrupt_fog", "style": "style_cad"}
 TABLE4_COLS = ("iid",) + OCC + ("occ_avg",) + CORR + ("corr_avg",)
 
 
@@ -25,7 +27,7 @@ def _pct(x):
 
 
 def _split_value(results: Mapping, split: str, what: str):
-    r = results.get("splits", {}).get(split)
+    r = results.get("splits", {}).get(SPLIT_OF.get(split, split))
     if r is None:
         return None
     if what == "class":
@@ -34,7 +36,7 @@ def _split_value(results: Mapping, split: str, what: str):
 
 
 def _row4(results: Mapping, what: str) -> dict[str, Any]:
-    vals = {"iid": _split_value(results, "test", what)}
+    vals = {"iid": _split_value(results, "iid", what)}
     for s in OCC + CORR:
         vals[s] = _split_value(results, s, what)
     occ = [vals[s] for s in OCC if vals[s] is not None]
@@ -82,7 +84,7 @@ def table2(rows: Iterable[tuple[str, str, Mapping]]) -> pd.DataFrame:
         pname = _paper_row(variant, "table2")
         p = paper.TABLE2.get(pname, {}) if pname else {}
         out.append({"model": label, "paper_row": pname or "-",
-                    "iid": _pct(_split_value(res, "test", "class")), "iid (paper)": p.get("iid"),
+                    "iid": _pct(_split_value(res, "iid", "class")), "iid (paper)": p.get("iid"),
                     "style shift": _pct(_split_value(res, "style", "class")),
                     "synthetic shift (paper)": p.get("synthetic")})
     return pd.DataFrame(out)
@@ -121,7 +123,7 @@ def table1(rows: Iterable[tuple[str, str, Mapping]]) -> pd.DataFrame:
         out.append({"model": label, "contrast": res.get("contrast"),
                     "loss GFLOPs/step": lt.get("loss_gflops"),
                     "train time (s)": tr.get("train_time_s"), "steps": tr.get("step"),
-                    "iid acc": _pct(_split_value(res, "test", "class")),
+                    "iid acc": _pct(_split_value(res, "iid", "class")),
                     "paper GFLOPs": p.get("gflops"), "paper train h": p.get("train_hours"),
                     "paper acc": p.get("acc")})
     return pd.DataFrame(out)

@@ -10,7 +10,12 @@
 ``pi_proxy``       PI-Proxy (proxy-NCA form of the same model)
 ``pi_tc``          PI-TC (triplet-centre form)
 ``mvcnn``          MV-CNN: cross-entropy on the view-averaged embedding, one space, no attention
+``piro_de_coarse`` PiRO-DE on the coarse categories (``train``/``test``, ModelNet-40-like)
+``piro_se_coarse`` PiRO-SE on the coarse categories
 =================  =======================================================================
+
+All but the ``*_coarse`` variants use the default data subset, the fine-grained families
+(``fine_train``/``fine_test``, FG3D-like), where the dual space matters most.
 """
 from __future__ import annotations
 
@@ -31,11 +36,17 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("se_all", _SE, "Table 4: single space, L_cat + L_piobj + L_picat"),
     Variant("de_cat_piobj", {"loss": {"use_picat": False}}, "Table 4: dual spaces, L_cat + L_piobj"),
     Variant("mvcnn", {**_PIE, "loss": {"objective": "mvcnn"}}, "MV-CNN: view pooling + cross-entropy"),
+    Variant("piro_de_coarse", {"data": {"subset": "coarse"}},
+            "PiRO-DE on the coarse everyday categories (ModelNet-40-like)"),
+    Variant("piro_se_coarse", {**_SE, "data": {"subset": "coarse"}, "loss": {"use_picat": False}},
+            "PiRO-SE on the coarse everyday categories (ModelNet-40-like)"),
 )
 
 #: Variant name -> row label in the paper's tables.
 TABLE2_ROWS = {"pi_cnn": "PI-CNN", "pi_proxy": "PI-Proxy", "pi_tc": "PI-TC", "piro_se": "PiRO-SE",
                "piro_de": "PiRO-DE", "mvcnn": "MV-CNN"}
+#: Table 1 rows: (space, variant) per data subset.
+TABLE1_ROWS = (("Single", "piro_se"), ("Dual", "piro_de"), ("Single", "piro_se_coarse"), ("Dual", "piro_de_coarse"))
 TABLE4_ROWS = {"se_cat": "Single: L_cat", "piro_se": "Single: L_cat + L_piobj",
                "se_all": "Single: L_cat + L_piobj + L_picat", "de_cat_piobj": "Dual: L_cat + L_piobj",
                "piro_de": "Dual: L_cat + L_piobj + L_picat"}

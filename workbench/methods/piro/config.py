@@ -32,14 +32,18 @@ class DataConfig(Config):
 
     ``source="synthetic"`` generates (or reuses) the ``preset`` with ``workbench.data.generate``
     at ``profile``; the real datasets go through the data layer's adapters. ``root`` points at
-    an existing dataset directory instead (any source). ``categories`` optionally restricts the
-    run to a named subset of categories (e.g. the fine-grained family), empty = all.
+    an existing dataset directory instead (any source). ``subset``: ``"coarse"`` uses the
+    ``train``/``test`` splits (ModelNet-40-like everyday categories), ``"fine"`` the
+    ``fine_train``/``fine_test`` splits of the multiview preset (FG3D-like: the label is a
+    fine-grained family whose objects differ subtly). ``categories`` optionally restricts the
+    run to some categories (names as in the dataset), empty = all.
     """
 
     source: str = "synthetic"
     preset: str = "multiview"
     profile: Optional[str] = None   # data profile; None = the run's profile
     root: Optional[str] = None
+    subset: str = "fine"            # "fine" (fine_train/fine_test) | "coarse" (train/test)
     categories: list[str] = field(default_factory=list)
     views: int = 12
     image_size: int = 64
@@ -165,6 +169,8 @@ class PiroConfig(Config):
     def validate(self) -> None:
         if self.loss.objective not in OBJECTIVES:
             raise ConfigError(f"loss.objective: '{self.loss.objective}' is not one of {list(OBJECTIVES)}")
+        if self.data.subset not in ("coarse", "fine"):
+            raise ConfigError(f"data.subset: '{self.data.subset}' is not one of ['coarse', 'fine']")
         if self.data.source not in SOURCES:
             raise ConfigError(f"data.source: '{self.data.source}' is not one of {list(SOURCES)}")
         if self.loss.objective == "piro" and not (self.loss.use_cat or self.loss.use_picat or self.loss.use_piobj):

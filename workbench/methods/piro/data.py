@@ -127,10 +127,15 @@ def dataset_root(data_cfg, seed: int = 0, profile: str = "quick") -> Path:
         if not root.exists():
             raise DataError(f"data.root: {root} does not exist")
         return root
+    import types
+
     from ... import data as wdata
 
     if data_cfg.source == "synthetic":
-        return Path(wdata.generate(data_cfg.preset, profile=data_cfg.profile or profile, seed=seed))
+        gen = getattr(wdata, "generate", None)
+        if gen is None or isinstance(gen, types.ModuleType):   # not re-exported by workbench.data yet
+            from ...data.generate import generate as gen
+        return Path(gen(data_cfg.preset, profile=data_cfg.profile or profile, seed=seed))
     fetch = getattr(wdata, "real_dataset_root", None) or getattr(wdata, "dataset_root", None)
     if fetch is None:
         raise DataError(f"data.source '{data_cfg.source}': the data layer has no real-dataset adapter yet; "
@@ -145,9 +150,11 @@ def load_split(data_cfg, split: str, seed: int = 0, root: Path | None = None,
     ``category_names`` fixes the category indexing (pass the train split's names when loading
     the test split). ``data_cfg.categories`` restricts the objects to those categories.
     """
-    from ...data import MultiViewDataset
-
     root = Path(root) if root is not None else dataset_root(data_cfg, seed)
+    try:
+        from ...data import MultiViewDataset
+    except ImportError:
+        MultiViewDataset = _IndexMultiView  # noqa: N806 - the data layer's class is not there yet
     ds = MultiViewDataset(root, split, views=data_cfg.views)
     cat_col, obj_col, names_all = _labels(ds, root)
     keep_names = list(data_cfg.categories) or None
@@ -198,3 +205,42 @@ def _labels(ds, root: Path) -> tuple[list[int], list[int], list[str]]:
             cats.append(int(item["category"]))
             objs.append(int(item["object"]))
     return [int(c) for c in cats], [int(o) for o in objs], [str(n) for n in names]
+
+
+class _IndexMultiView(torch.utils.data.Dataset):
+    """Minimal multi-view reader over :class:`workbench.data.schema.DatasetIndex` (used only when
+    ``workbench.data.MultiViewDataset`` is not importable). Items as ``MultiViewDataset``:
+    ``images (V, 3, H, W)``, ``category`` (index into ``category_names``; the family for the
+    ``fine_*`` splits), ``object`` (``object_id``), ``azimuth (V,)``; views sorted by view index,
+    ``views`` evenly spaced ones when fewer than available are asked for.
+    """
+
+    def __init__(self, root, split: str, views: int = 12):
+        from ...data.schema import DatasetIndex
+
+        self.ix = DatasetIndex(root)
+        df = self.ix.split(split)
+        col = "family" if split.startswith("fine_") and (df["family"] != "").all() else "category"
+        self.category_names = sorted(df[col].unique().tolist()) if col == "family" else \
+            [c for c in self.ix.meta["categories"] if c in set(df[col])] + \
+            sorted(set(df[col]) - set(self.ix.meta["categories"]))
+        self.objects_rows = []
+        cats, objs = [], []
+        for oid, g in df.groupby("object_id", sort=True):
+            g = g.sort_values("view")
+            if len(g) < views:
+                raise DataError(f"{root}: object {oid} of split '{split}' has {len(g)} views, {views} asked for")
+            pick = np.round(np.linspace(0, len(g), views, endpoint=False)).astype(int)
+            self.objects_rows.append(g.index.to_numpy()[pick])
+            cats.append(self.category_names.index(g[col].iloc[0]))
+            objs.append(int(oid))
+        self.object_categories, self.object_ids = cats, objs
+
+    def __len__(self) -> int:
+        return len(self.objects_rows)
+
+    def __getitem__(self, i: int) -> dict:
+        rows = self.objects_rows[i]
+        imgs = torch.stack([self.ix.load_image(int(r)) for r in rows])
+        az = torch.tensor(self.ix.df.loc[rows, "azimuth"].to_numpy(np.float32))
+        return {"images": imgs, "category": self.object_categories[i], "object": self.object_ids[i], "azimuth": az}

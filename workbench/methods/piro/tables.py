@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from . import paper
-from .baselines import TABLE2_ROWS, TABLE4_ROWS
+from .baselines import TABLE1_ROWS, TABLE2_ROWS, TABLE4_ROWS
 
 ACC = ("sv_cat_acc", "mv_cat_acc", "sv_obj_acc", "mv_obj_acc")
 MAP = ("sv_cat_map", "mv_cat_map", "sv_obj_map", "mv_obj_map")
@@ -55,6 +55,8 @@ def run_records(runs_df: pd.DataFrame) -> pd.DataFrame:
             try:
                 data = (yaml.safe_load(cfg_path.read_text()) or {}).get("data", {})
                 dataset = data.get("source", "synthetic")
+                if dataset == "synthetic":
+                    dataset += "/" + str(data.get("subset", "fine"))
                 if data.get("categories"):
                     dataset += f" [{len(data['categories'])} categories]"
             except yaml.YAMLError:
@@ -89,7 +91,7 @@ def table1(rec: pd.DataFrame) -> pd.DataFrame:
     """Single vs dual space on the eight tasks (+ averages)."""
     cols = list(ACC) + ["acc_avg"] + list(MAP) + ["map_avg"]
     rows, std = [], {}
-    for space, variant in (("Single", "piro_se"), ("Dual", "piro_de")):
+    for space, variant in TABLE1_ROWS:
         for label, mean, sd in _ours(rec, variant, tuple(cols)):
             rows.append(((label, space), mean))
             std[f"{label}|{space}"] = sd.tolist()

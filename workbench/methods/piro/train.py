@@ -154,8 +154,9 @@ def load_data(cfg: PiroConfig) -> dict[str, MultiViewSplit]:
     from .data import dataset_root
 
     root = dataset_root(cfg.data, cfg.seed, profile=cfg.profile)
-    tr = load_split(cfg.data, "train", cfg.seed, root=root)
-    te = load_split(cfg.data, "test", cfg.seed, root=root, category_names=tr.category_names)
+    prefix = "fine_" if cfg.data.subset == "fine" else ""
+    tr = load_split(cfg.data, f"{prefix}train", cfg.seed, root=root)
+    te = load_split(cfg.data, f"{prefix}test", cfg.seed, root=root, category_names=tr.category_names)
     return {"train": tr, "test": te}
 
 
@@ -206,11 +207,15 @@ def train(cfg: PiroConfig, run_dir: str | Path, data: Mapping[str, MultiViewSpli
         out_b = {k: v[p:] for k, v in out.items() if v is not None}
         return criterion(out_a, out_b, batch["category"])
 
-    track = {"train": (tr, tracking_subset(tr, cfg.eval.rho_objects, cfg.seed))}
-    if te is not None and len(te) > 1:
-        track["test"] = (te, tracking_subset(te, cfg.eval.rho_objects, cfg.seed))
+    track = {}
+    for name, split in (("train", tr), ("test", te)):
+        idx = tracking_subset(split, cfg.eval.rho_objects, cfg.seed) if split is not None else None
+        if idx is not None and len(idx) >= 2:      # needs a category with two objects
+            track[name] = (split, idx)
 
-    def eval_fn(m: PiroNet, step: int) -> dict:
+    def eval_fn(m: PiroNet, step: int) -> dict | None:
+        if not track:
+            return None
         res = {}
         for name, (split, idx) in track.items():
             emb = embed_split(m, split, cfg.eval.batch_objects, index=idx, halves=False)

@@ -1,0 +1,217 @@
+"""Real-browser end-to-end test: JupyterLab + headless Debian Chromium through Python Playwright.
+
+Starts JupyterLab on 127.0.0.1 with a temporary configuration on a temporary copy of the notebooks
+(so autosave can never write outputs into the repository), opens ``01_data_prep.ipynb``, runs all
+cells through the app's command registry, moves the azimuth slider of the pose explorer with the
+keyboard, and checks that the rendered view and the status line changed and that no cell shows an
+error. A screenshot is saved in the test's temporary directory and copied to ``outputs/e2e/``.
+
+Never runs ``playwright install``: the browser is Debian's ``/usr/bin/chromium`` (``apt-get install
+chromium``). Skipped, with the reason, when chromium or playwright is missing.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from nbhelpers import NOTEBOOK_DIR, REPO
+
+CHROMIUM = os.environ.get("WB_E2E_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage"]
+NOTEBOOK = "01_data_prep.ipynb"
+RUN_TIMEOUT_S = float(os.environ.get("WB_E2E_RUN_TIMEOUT", "150"))
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
+    with urllib.request.urlopen(url, timeout=timeout) as r:   # noqa: S310 - localhost only
+        return r.status, r.read()
+
+
+@pytest.fixture
+def jupyter_server(tmp_path, smoke_env):
+    """JupyterLab on a free localhost port, temporary config/runtime/settings/workspaces dirs."""
+    if not Path(CHROMIUM).is_file():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    pytest.importorskip("playwright.sync_api", reason="python playwright not installed (pip install playwright)")
+    pytest.importorskip("jupyterlab", reason="jupyterlab not installed")
+    root = tmp_path / "lab"
+    shutil.copytree(NOTEBOOK_DIR, root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    dirs = {k: tmp_path / k.lower() for k in ("JUPYTER_CONFIG_DIR", "JUPYTER_RUNTIME_DIR",
+                                               "JUPYTERLAB_SETTINGS_DIR", "JUPYTERLAB_WORKSPACES_DIR")}
+    for d in dirs.values():
+        d.mkdir()
+    # no autosave: the executed notebook must never be written back
+    docmanager = dirs["JUPYTERLAB_SETTINGS_DIR"] / "@jupyterlab" / "docmanager-extension"
+    docmanager.mkdir(parents=True)
+    (docmanager / "plugin.jupyterlab-settings").write_text(json.dumps({"autosave": False}))
+    env = dict(os.environ, **smoke_env, **{k: str(v) for k, v in dirs.items()})
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    port = _free_port()
+    cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+           "--IdentityProvider.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
+           "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=None", f"--ServerApp.root_dir={root}",
+           "--allow-root"]
+    log = open(tmp_path / "jupyter.log", "w")
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"jupyter lab exited with {proc.returncode}:\n{(tmp_path / 'jupyter.log').read_text()[-3000:]}")
+            try:
+                if _get(f"{url}/api/status")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.time() > deadline:
+                pytest.fail("jupyter lab did not start within 60 s")
+            time.sleep(0.25)
+        yield {"url": url, "root": root, "startup_s": time.perf_counter() - t0, "log": tmp_path / "jupyter.log"}
+    finally:
+        try:   # shut kernels down over REST, then stop the server we started (its process group)
+            for k in json.loads(_get(f"{url}/api/kernels")[1]):
+                req = urllib.request.Request(f"{url}/api/kernels/{k['id']}", method="DELETE")
+                urllib.request.urlopen(req, timeout=5)   # noqa: S310
+        except OSError:
+            pass
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+        log.close()
+
+
+RUN_ALL = """async () => {
+  const app = window.jupyterapp;
+  const panel = app.shell.currentWidget;
+  await panel.context.ready;
+  await panel.sessionContext.ready;
+  await app.commands.execute('notebook:run-all-cells');
+  return panel.content.widgets.length;
+}"""
+
+STATE = """() => {
+  const panel = window.jupyterapp.shell.currentWidget;
+  const cells = panel.content.widgets.filter(c => c.model.type === 'code');
+  const errors = [];
+  cells.forEach((c, i) => {
+    const outs = c.model.outputs.toJSON();
+    outs.filter(o => o.output_type === 'error').forEach(o => errors.push(`code cell ${i}: ${o.ename}: ${o.evalue}`));
+  });
+  const kernel = panel.sessionContext.session && panel.sessionContext.session.kernel;
+  return {
+    done: cells.filter(c => c.model.executionCount !== null).length,
+    total: cells.length,
+    busy: cells.some(c => c.promptNode && c.promptNode.textContent.includes('*')),
+    status: kernel ? kernel.status : 'none',
+    errors: errors,
+  };
+}"""
+
+EXPLORER_IMAGE = """() => {
+  const gd = document.querySelector('.wb-pose-explorer .js-plotly-plot');
+  if (!gd || !gd.data || !gd.data.length) return null;
+  return gd.data[0].source || null;
+}"""
+
+
+def test_jupyterlab_runs_01_and_the_pose_explorer_reacts(jupyter_server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    timings = {"server start": jupyter_server["startup_s"]}
+    shot = tmp_path / "jupyterlab_01_data_prep.png"
+    t_all = time.perf_counter()
+    with sync_playwright() as pw:
+        t = time.perf_counter()
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        timings["browser launch"] = time.perf_counter() - t
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1100})
+            console_errors: list[str] = []
+            page.on("pageerror", lambda e: console_errors.append(str(e)))
+            t = time.perf_counter()
+            page.goto(f"{jupyter_server['url']}/lab/tree/{NOTEBOOK}?reset", wait_until="domcontentloaded")
+            page.wait_for_function("window.jupyterapp !== undefined && window.jupyterapp.shell.currentWidget "
+                                   "&& window.jupyterapp.shell.currentWidget.sessionContext !== undefined",
+                                   timeout=60_000)
+            page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=60_000)
+            timings["open until kernel idle"] = time.perf_counter() - t
+
+            t = time.perf_counter()
+            page.evaluate(RUN_ALL)
+            deadline = time.time() + RUN_TIMEOUT_S
+            state = page.evaluate(STATE)
+            while not (state["done"] == state["total"] and not state["busy"] and state["status"] == "idle"):
+                if state["errors"] or time.time() > deadline:
+                    break
+                page.wait_for_timeout(250)
+                state = page.evaluate(STATE)
+            timings["run all cells"] = time.perf_counter() - t
+            if state["errors"] or state["done"] != state["total"]:
+                page.screenshot(path=str(shot))
+                pytest.fail(f"notebook did not run cleanly: {state} (screenshot {shot}); "
+                            f"server log: {jupyter_server['log']}")
+
+            # the pose explorer: plot rendered, then one keyboard step of the azimuth slider
+            explorer = page.locator(".wb-pose-explorer")
+            explorer.scroll_into_view_if_needed()
+            page.wait_for_function(f"({EXPLORER_IMAGE})() !== null", timeout=30_000)
+            before_img = page.evaluate(EXPLORER_IMAGE)
+            status = explorer.locator(".wb-pose-status")
+            before_status = status.inner_text()
+            handle = explorer.locator(".wb-pose-slider .noUi-handle").first
+            t = time.perf_counter()
+            handle.focus()
+            page.keyboard.press("ArrowRight")
+            page.wait_for_function(
+                f"(prev) => {{ const s = document.querySelector('.wb-pose-explorer .wb-pose-status'); "
+                f"return s && s.innerText !== prev; }}", arg=before_status, timeout=30_000)
+            page.wait_for_function(f"(prev) => ({EXPLORER_IMAGE})() !== prev", arg=before_img, timeout=30_000)
+            timings["slider -> re-render"] = time.perf_counter() - t
+            after_status = status.inner_text()
+            after_img = page.evaluate(EXPLORER_IMAGE)
+            page.wait_for_timeout(300)   # let plotly paint before the screenshot
+            page.screenshot(path=str(shot))
+            final = page.evaluate(STATE)
+        finally:
+            browser.close()
+    timings["total (browser part)"] = time.perf_counter() - t_all
+    out = REPO / "outputs" / "e2e"
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copy(shot, out / shot.name)
+    (out / "timings.json").write_text(json.dumps({k: round(v, 2) for k, v in timings.items()}, indent=2))
+    print("e2e timings (s):", {k: round(v, 1) for k, v in timings.items()})
+
+    assert after_img != before_img, "the rendered view did not change after moving the slider"
+    assert after_status != before_status and "azimuth" in after_status, (before_status, after_status)
+    # one keyboard step = one slider step (5 degrees) on the azimuth
+    a0 = float(before_status.split("azimuth ")[1].split("°")[0])
+    a1 = float(after_status.split("azimuth ")[1].split("°")[0])
+    assert a1 - a0 == pytest.approx(5.0), (before_status, after_status)
+    assert final["errors"] == [] and final["done"] == final["total"], final
+    assert not [e for e in console_errors if "plotly" in e.lower() or "widget" in e.lower()], console_errors
