@@ -14,4 +14,6 @@ def _isolate_torch_globals():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(det, warn_only=warn)
+    now = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    if now != (det, warn):  # the first call imports torch._inductor (seconds): only when changed
+        torch.use_deterministic_algorithms(det, warn_only=warn)

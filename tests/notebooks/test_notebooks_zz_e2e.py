@@ -60,10 +60,18 @@ def jupyter_server(tmp_path, smoke_env):
                                                "JUPYTERLAB_SETTINGS_DIR", "JUPYTERLAB_WORKSPACES_DIR")}
     for d in dirs.values():
         d.mkdir()
-    # no autosave: the executed notebook must never be written back
-    docmanager = dirs["JUPYTERLAB_SETTINGS_DIR"] / "@jupyterlab" / "docmanager-extension"
-    docmanager.mkdir(parents=True)
-    (docmanager / "plugin.jupyterlab-settings").write_text(json.dumps({"autosave": False}))
+    settings = {  # no autosave (never write outputs back), no news/update toasts
+        "docmanager-extension/plugin": {"autosave": False},
+        "apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
+    }
+    for name, value in settings.items():
+        f = dirs["JUPYTERLAB_SETTINGS_DIR"] / "@jupyterlab" / f"{name}.jupyterlab-settings"
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(json.dumps(value))
+    # no "Build recommended" dialog (open3d pulls in a dash labextension that asks for a rebuild)
+    (dirs["JUPYTER_CONFIG_DIR"] / "labconfig").mkdir()
+    (dirs["JUPYTER_CONFIG_DIR"] / "labconfig" / "page_config.json").write_text(
+        json.dumps({"buildCheck": False, "buildAvailable": False}))
     env = dict(os.environ, **smoke_env, **{k: str(v) for k, v in dirs.items()})
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     port = _free_port()
@@ -106,17 +114,29 @@ def jupyter_server(tmp_path, smoke_env):
         log.close()
 
 
-RUN_ALL = """async () => {
+# the notebook panel, found among the main-area widgets (shell.currentWidget is null in a
+# headless browser without focus)
+PANEL = f"""(() => {{
   const app = window.jupyterapp;
-  const panel = app.shell.currentWidget;
+  if (!app) return null;
+  for (const w of app.shell.widgets('main')) {{
+    if (w.context && w.context.path.endsWith('{NOTEBOOK}')) return w;
+  }}
+  return null;
+}})()"""
+
+RUN_ALL = f"""async () => {{
+  const app = window.jupyterapp;
+  const panel = {PANEL};
+  app.shell.activateById(panel.id);
   await panel.context.ready;
   await panel.sessionContext.ready;
-  await app.commands.execute('notebook:run-all-cells');
+  app.commands.execute('notebook:run-all-cells');   // not awaited: progress is polled
   return panel.content.widgets.length;
-}"""
+}}"""
 
 STATE = """() => {
-  const panel = window.jupyterapp.shell.currentWidget;
+  const panel = """ + PANEL + """;
   const cells = panel.content.widgets.filter(c => c.model.type === 'code');
   const errors = [];
   cells.forEach((c, i) => {
@@ -156,9 +176,7 @@ def test_jupyterlab_runs_01_and_the_pose_explorer_reacts(jupyter_server, tmp_pat
             page.on("pageerror", lambda e: console_errors.append(str(e)))
             t = time.perf_counter()
             page.goto(f"{jupyter_server['url']}/lab/tree/{NOTEBOOK}?reset", wait_until="domcontentloaded")
-            page.wait_for_function("window.jupyterapp !== undefined && window.jupyterapp.shell.currentWidget "
-                                   "&& window.jupyterapp.shell.currentWidget.sessionContext !== undefined",
-                                   timeout=60_000)
+            page.wait_for_function(f"{PANEL} !== null", timeout=60_000)
             page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=60_000)
             timings["open until kernel idle"] = time.perf_counter() - t
 

@@ -21,7 +21,9 @@ def _restore_torch_globals():
     states = random.getstate(), np.random.get_state(), torch.get_rng_state()
     torch.set_num_threads(1)
     yield
-    torch.use_deterministic_algorithms(det, warn_only=warn)
+    now = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    if now != (det, warn):  # the first call imports torch._inductor (seconds): only when changed
+        torch.use_deterministic_algorithms(det, warn_only=warn)
     torch.set_num_threads(threads)
     random.setstate(states[0])
     np.random.set_state(states[1])
@@ -39,7 +41,8 @@ def tiny_reference(tmp_path_factory):
     torch.set_num_threads(1)
     run_dir = tmp_path_factory.mktemp("tiny_reference") / "run"
     tiny.run(run_dir)
-    torch.use_deterministic_algorithms(det)
+    if torch.are_deterministic_algorithms_enabled() != det:
+        torch.use_deterministic_algorithms(det)
     torch.set_num_threads(threads)
     return run_dir, load_checkpoint(run_dir), read_rows(run_dir / "metrics.csv")[1]
 

@@ -209,6 +209,14 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         raise ConfigError(f"{where}: cannot convert {value!r} to {tp}: {e}") from None
 
 
+def _type_hints(cls) -> dict:
+    try:
+        return typing.get_type_hints(cls)
+    except NameError as e:
+        raise ConfigError(f"{cls.__name__}: cannot resolve field annotations ({e}); "
+                          "define config classes at module level") from None
+
+
 def _yaml_value(text: str, where: str) -> Any:
     try:
         return yaml.safe_load(text)
@@ -238,7 +246,7 @@ class Config:
         """Build from a nested mapping; unknown keys are errors, missing keys take defaults."""
         data = dict(data or {})
         where = where or cls.__name__
-        hints = typing.get_type_hints(cls)
+        hints = _type_hints(cls)
         fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
         kwargs = {}
         for key, value in data.items():
@@ -249,8 +257,10 @@ class Config:
             obj = cls(**kwargs)
         except TypeError as e:
             raise ConfigError(f"{where}: {e}") from None
-        obj.validate()
         return obj
+
+    def __post_init__(self) -> None:
+        self.validate()
 
     def validate(self) -> None:
         """Override to check cross-field constraints; raise :class:`ConfigError`."""
@@ -268,8 +278,18 @@ class Config:
 
     @classmethod
     def profile_overrides(cls, profile: str) -> dict:
+        """Nested overrides of ``profile``: each nested Config field's own PROFILES under its
+        field name first, then this class's PROFILES on top."""
         profile = resolve_profile(profile)
-        return dict(cls.PROFILES.get(profile, {}))
+        out: dict = {}
+        hints = _type_hints(cls)
+        for f in dataclasses.fields(cls):
+            _, tp = _is_optional(hints.get(f.name))
+            if isinstance(tp, type) and issubclass(tp, Config):
+                nested = tp.profile_overrides(profile)
+                if nested:
+                    out[f.name] = nested
+        return deep_merge(out, cls.PROFILES.get(profile, {}))
 
     @classmethod
     def for_profile(cls: type[C], profile: str | None = None,

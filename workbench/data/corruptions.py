@@ -52,7 +52,11 @@ def _imagecorruptions():
         sys.modules["pkg_resources"] = stub
         stub_added = True
     try:
-        _module = importlib.import_module("imagecorruptions.corruptions")
+        import warnings
+
+        with warnings.catch_warnings():  # it imports the deprecated scipy.ndimage.interpolation namespace
+            warnings.simplefilter("ignore", DeprecationWarning)
+            _module = importlib.import_module("imagecorruptions.corruptions")
     except ImportError as e:
         raise DataError(f"corruptions need the 'imagecorruptions' package (pip install imagecorruptions): {e}") from e
     finally:

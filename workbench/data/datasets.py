@@ -239,10 +239,10 @@ class ShapeRepository:
     def __init__(self, root: Root, split: str = "train"):
         self.ds = open_index(root)
         path = self.ds.root / "shapes.parquet"
-        if not path.is_file():
+        shapes = getattr(self.ds, "shapes", None)
+        if shapes is None:
             raise DataError(f"{path}: missing; expected the shape repository of a retrieval dataset")
-        shapes = pd.read_parquet(path)
-        track = "fine" if split.startswith("fine") else ("multi" if split in ("train", "test", "multi") else split)
+        track = "fine" if split.startswith("fine") else ("multi" if split in ("train", "test", "multi", "all") else split)
         shapes = shapes[shapes["split"] == track].sort_values("shape_id").reset_index(drop=True)
         if not len(shapes):
             raise DataError(f"{path}: no shapes for track '{track}'")
@@ -253,13 +253,27 @@ class ShapeRepository:
         self.families = shapes["family"].tolist()
         self.mesh_paths = [str(self.ds.path(p)) for p in shapes["mesh"]]
         n = int((self.ds.meta.get("renders") or {}).get("views", 12))
+        pkl = self.ds.meta.get("render_pickle")
+        table = None
+        if pkl:  # CMIC's rendering_<name>.pkl: dict[cat][instance] -> (V, h, w) grey views
+            import pickle
+
+            with open(pkl, "rb") as fh:
+                table = pickle.load(fh)
         imgs = []
-        for rd in shapes["renders"]:
-            views = []
-            for v in range(n):
-                f = self.ds.path(f"{rd}/{v:03d}.png")
-                views.append(read_image_file(f, "render"))
-            arr = np.stack(views).astype(np.float32) / 255.0
+        for cat, inst, rd in zip(shapes["category"], shapes["instance"], shapes["renders"]):
+            if table is not None:
+                try:
+                    arr = np.asarray(table[cat][inst])[:n].astype(np.float32)
+                except KeyError:
+                    raise DataError(f"{pkl}: no renders for {cat}/{inst}") from None
+                arr = arr / 255.0 if arr.max() > 1.5 else arr
+            elif rd:
+                views = [read_image_file(self.ds.path(f"{rd}/{v:03d}.png"), "render") for v in range(n)]
+                arr = np.stack(views).astype(np.float32) / 255.0
+            else:
+                raise DataError(f"{self.ds.name}: shape {cat}/{inst} has no renders (expected renders/<instance>/"
+                                f"<view>.png or a render pickle)")
             if arr.ndim == 4:
                 arr = arr[..., 0]
             imgs.append(arr)

@@ -1,7 +1,7 @@
 """Dataset generation: parallel, deterministic, atomic and cached.
 
 ``generate(preset, profile, seed, out, workers)`` plans the preset's jobs
-(:mod:`workbench.data.presets`), renders them in a process pool (``spawn``; one object instance
+(:mod:`workbench.data.presets`), renders them in a process pool (``forkserver``; one object instance
 with all its views per task, a ``tqdm`` progress bar over tasks) and writes the dataset of
 DESIGN.md into a hidden temporary directory that is renamed into place only when ``meta.yaml``
 and ``index.parquet`` are complete. An interrupted run leaves only ``.<name>.partial-*``, which is
@@ -144,8 +144,11 @@ def _dilate1(m: np.ndarray) -> np.ndarray:
     return out
 
 
-def render_job(job: Job, root: Path, preset: str, cfg, bank) -> List[dict]:
-    """Render one job (object instance + all its views) into ``root``; return its index rows."""
+def render_job(job: Job, root: Path, preset: str, cfg, bank) -> Tuple[List[dict], dict]:
+    """Render one job (object instance + all its views) into ``root``.
+
+    Returns its index rows and its ``objects.parquet`` record (3D keypoints, params, mesh path).
+    """
     from ..geometry.mesh_io import save_ply
     from .corruptions import corrupt
     from .effects import composite, make_background, occlude
@@ -260,10 +263,27 @@ def render_job(job: Job, root: Path, preset: str, cfg, bank) -> List[dict]:
         for v in range(n):
             g = out["rgb"][v][..., 0] + (1 - out["alpha"][v])
             _save_png(root / f"renders/{job.instance}/{v:03d}.png", _u8(g))
-    return rows
+    obj = {"object_id": job.object_id, "category": job.category, "instance": job.instance, "family": job.family,
+           "variant": job.variant, "known": job.known, "shape_id": job.shape_id, "mesh": shape_rel,
+           "keypoints_3d": model.keypoints.astype(np.float64).tolist(),
+           "extent": model.extent.astype(np.float64).tolist(), "params": json.dumps(job.params, sort_keys=True),
+           "materials": json.dumps([m.to_dict() for m in model.materials]), "num_faces": int(model.faces.shape[0])}
+    return rows, obj
 
 
-def _worker(job: Job) -> Tuple[int, List[dict]]:
+def _mp_context():
+    """``forkserver`` (Unix) with the rendering stack preloaded: the server imports torch, open3d and
+    the world once and forks cheap, clean workers (no inherited threads, unlike ``fork``); it is
+    reused by later pools of the same process. ``spawn`` elsewhere."""
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["workbench.data.generate", "workbench.data.shading", "workbench.data.effects",
+                                    "workbench.data.corruptions", "workbench.data.procedural"])
+        return ctx
+    return mp.get_context("spawn")  # pragma: no cover - Windows
+
+
+def _worker(job: Job) -> Tuple[int, Tuple[List[dict], dict]]:
     return job.index, render_job(job, _STATE["root"], _STATE["preset"], _STATE["cfg"], _STATE["bank"])
 
 
@@ -348,7 +368,8 @@ def generate(preset: str, profile: str = "quick", seed: int = 0, out: str | os.P
         profile: ``smoke`` | ``quick`` | ``full`` | ``auto``.
         seed: generation seed (same preset + profile + seed + overrides = identical dataset).
         out: output directory (default: :func:`default_output`, under ``$WB_DATA_DIR``).
-        workers: processes (default: available CPUs; ``0`` or ``1`` renders in this process).
+        workers: processes (default: available CPUs, or this process for small datasets of < 400
+            images; ``0`` or ``1`` renders in this process). Workers come from a ``forkserver``.
         overrides: config overrides, e.g. ``["render.image_size=128", "train_instances=4"]``.
         force: regenerate even if a complete dataset exists at ``out``.
     """
@@ -370,11 +391,14 @@ def generate(preset: str, profile: str = "quick", seed: int = 0, out: str | os.P
     for p in clean_partials(out):
         log.warning("removed stale partial dataset %s", p)
     jobs, extra = plan(preset, cfg, seed)
+    n_images = sum(len(j.views) * (1 + max((len(v.derived) for v in j.views), default=0)) for j in jobs)
     if workers is None:
         try:
             workers = len(os.sched_getaffinity(0))
         except AttributeError:  # pragma: no cover
             workers = os.cpu_count() or 1
+        if n_images < 400:  # starting worker processes (imports) costs more than it saves
+            workers = 0
     workers = max(0, min(int(workers), len(jobs)))
     t0 = time.time()
     from .effects import OccluderBank
@@ -385,22 +409,27 @@ def generate(preset: str, profile: str = "quick", seed: int = 0, out: str | os.P
         bank = OccluderBank(seed=seed, n=cfg.render.occluder_bank, size=max(64, cfg.render.image_size))
         with atomic_dir(out, overwrite=force) as tmp:
             write_text(tmp / ".owner", f"{os.getpid()} {time.time():.0f}\n")
-            results: Dict[int, List[dict]] = {}
+            results: Dict[int, Tuple[List[dict], dict]] = {}
             bar = tqdm(total=len(jobs), desc=f"generate {preset} ({profile})", unit="obj", disable=not progress)
             if workers <= 1:
                 for job in jobs:
                     results[job.index] = render_job(job, tmp, preset, cfg, bank)
                     bar.update(1)
             else:
-                ctx = mp.get_context("spawn")
+                ctx = _mp_context()
                 with ctx.Pool(workers, initializer=_init_worker,
                               initargs=(str(tmp), preset, cfg.to_dict(), bank.items, 1)) as pool:
-                    for idx, rows in pool.imap_unordered(_worker, jobs, chunksize=1):
-                        results[idx] = rows
+                    for idx, res in pool.imap_unordered(_worker, jobs, chunksize=1):
+                        results[idx] = res
                         bar.update(1)
             bar.close()
-            rows = [r for i in sorted(results) for r in results[i]]
+            rows = [r for i in sorted(results) for r in results[i][0]]
             df = pd.DataFrame(rows)
+            objects = pd.DataFrame([results[i][1] for i in sorted(results)])
+            from ..core.io import atomic_path
+
+            with atomic_path(tmp / "objects.parquet") as otmp:
+                objects.to_parquet(otmp, index=False)
             meta = _meta(preset, profile, seed, cfg, chash, extra, df, jobs)
             if preset == "retrieval":
                 _write_shapes(tmp, jobs, cfg)

@@ -6,6 +6,8 @@ Layout::
                             image size, camera model, splits, licence/source (see META_KEYS)
     <root>/index.parquet    one row per image (see COLUMNS)
     <root>/images/ masks/ occluders/ depth/ shapes/<category>/<instance>.ply renders/<instance>/<view>.png
+    <root>/objects.parquet  one row per object instance: object_id, category, instance, family, mesh,
+                            keypoints_3d (K, 3) canonical frame, params (json), materials (json)
     <root>/shapes.parquet   (retrieval) one row per shape: shape_id, category, instance, family, mesh, renders
 
 Paths in the index are relative to ``<root>`` (or to ``meta["image_root"]`` when an adapter indexes
@@ -144,6 +146,8 @@ class DatasetIndex:
         if not self.image_root.is_absolute():
             self.image_root = (self.root / self.image_root).resolve()
         self._check()
+        sp = self.root / "shapes.parquet"
+        self.shapes: Optional[pd.DataFrame] = pd.read_parquet(sp) if sp.is_file() else None
 
     # ------------------------------------------------------------------ reading
     @staticmethod
@@ -209,7 +213,7 @@ class DatasetIndex:
         import torch
 
         arr = read_image_file(self.path(self.df.at[i, "image"]), "image")
-        return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float().div_(255.0)
+        return torch.from_numpy(np.array(arr, dtype=np.uint8, copy=True)).permute(2, 0, 1).float().div_(255.0)
 
     def load_mask(self, i: int, which: str = "mask") -> "torch.Tensor":  # noqa: F821
         """Row ``i`` -> ``(1, H, W)`` float tensor in {0, 1} (``which`` = mask | amodal_mask | occluder_mask)."""

@@ -238,6 +238,17 @@ def _first(*candidates: Any) -> Any:
     return None
 
 
+def _read_run_info(path: Path) -> dict:
+    """``run.json`` (method, variant, profile, seed) if present and readable."""
+    import json
+
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def collect_runs(root: str | os.PathLike | None = None, method: str | None = None, complete_only: bool = False,
                  errors: Literal["raise", "skip"] = "raise"):
     """One row per run under ``root`` (see the module docstring for the columns).
@@ -263,11 +274,13 @@ def collect_runs(root: str | os.PathLike | None = None, method: str | None = Non
                 continue
             raise
         train_cfg = cfg.get("train") if isinstance(cfg.get("train"), Mapping) else {}
+        info = _read_run_info(run.path / "run.json")  # written by workbench.pipeline
         row: dict[str, Any] = {
             "method": run.method, "run": run.name, "path": str(run.path),
-            "profile": _first(cfg.get("profile"), ev.get("profile")),
-            "seed": _first(cfg.get("seed"), train_cfg.get("seed"), ev.get("seed")),
+            "profile": _first(info.get("profile"), cfg.get("profile"), ev.get("profile")),
+            "seed": _first(info.get("seed"), cfg.get("seed"), train_cfg.get("seed"), ev.get("seed")),
             "complete": complete,
+            "variant": info.get("variant"),
         }
         row.update({f"config.{k}": v for k, v in flatten(cfg).items()})
         for k, v in flatten(ev).items():

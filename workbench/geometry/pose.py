@@ -9,9 +9,9 @@ Conventions (see ``DESIGN.md``; identical to pytorch3d / NeMo):
   rotation ``Rz(theta) = [[cos, -sin, 0], [sin, cos, 0], [0, 0, 1]]`` (NeMo's ``rotation_theta``);
 * world -> view with row vectors: ``X_view = X_world @ R + T`` and ``T = -C @ R``.
 
-In image coordinates (x right, y down) a positive ``theta`` turns the projected object
-clockwise on screen by ``theta``, which equals PASCAL3D+'s in-plane rotation
-(``R2d(theta)`` applied after the y-up projection, see ``tests/geometry/test_pose.py``).
+A positive ``theta`` turns the projected object counter-clockwise on screen, exactly as
+PASCAL3D+'s in-plane rotation ``R2d(theta)`` (the whole chain reproduces PASCAL3D+'s projection
+formula with the Z-up -> Y-up map ``(x, y, z) -> (x, z, -y)``; see ``tests/geometry/test_pose.py``).
 
 ``rotation_error`` is the geodesic angle computed in float64 and clamped;
 ``pose_summary`` reports accuracy at pi/6 and pi/18 plus the median error in degrees.

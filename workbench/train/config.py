@@ -58,6 +58,8 @@ class TrainConfig(Config):
     """Append a ``train`` row (means over the last N iterations) to ``metrics.csv`` every N iterations."""
     seed: int = 0
     """Seeds python/numpy/torch at the start of a fresh run (rank r uses seed + r) and the data order."""
+    deterministic: bool = True
+    """Ask torch for deterministic algorithms (bit-exact CPU runs and resumes); False may be faster on GPU."""
     device: str = "auto"
     """``auto`` (cuda > mps > cpu, or ``$WB_DEVICE``), ``cpu``, ``cuda``, ``cuda:1``..."""
     num_workers: int = 0

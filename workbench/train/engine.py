@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import signal
 import threading
 import time
@@ -224,7 +225,7 @@ class Trainer:
             cfg = self.config if self.config is not None else self.cfg
             cfg.save(self.run_dir / "config.yaml")
         barrier()
-        seed_everything(self.cfg.seed + self.dist.rank)
+        seed_everything(self.cfg.seed + self.dist.rank, deterministic=self.cfg.deterministic)
         self.step = 0
         self._elapsed = 0.0
         self._meter = {"sums": {}, "counts": {}, "lr": None}
@@ -247,12 +248,19 @@ class Trainer:
             obj.load_state_dict(extra[name])
         rngs = ckpt.get("rng") or []
         if len(rngs) == self.dist.world_size:
+            if self.cfg.deterministic:  # what seed_everything() sets on a fresh start
+                os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+                torch.use_deterministic_algorithms(True, warn_only=True)
+                torch.backends.cudnn.benchmark = False
             restore_rng_state(rngs[self.dist.rank])
         else:
             log.warning("%s was written by %d process(es), now %d: RNG streams reseeded (not bit-exact)",
                         where, len(rngs), self.dist.world_size)
-            seed_everything(self.cfg.seed + self.dist.rank + 7919 * int(ckpt["step"]))
-        self._meter = ckpt.get("meter") or {"sums": {}, "counts": {}, "lr": None}
+            seed_everything(self.cfg.seed + self.dist.rank + 7919 * int(ckpt["step"]), self.cfg.deterministic)
+        meter = ckpt.get("meter") or {}
+        sums = dict(meter.get("sums", {}))
+        counts = meter.get("counts") or {k: meter.get("count", 1) for k in sums}  # older single-count format
+        self._meter = {"sums": sums, "counts": dict(counts), "lr": meter.get("lr")}
         self._elapsed = float(ckpt.get("elapsed", 0.0))
         self._warn_config_changes(ckpt)
         if self.is_main:
@@ -369,6 +377,7 @@ class Trainer:
         if self.scheduler is not None:
             self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
+        self.model.zero_grad(set_to_none=True)  # also parameters outside the optimizer
         self._stop_agreed = stop  # every rank sees the same value (it went through the all-reduce)
         logs["lr"] = lr
         logs["grad_norm"] = norm_v
@@ -516,6 +525,8 @@ class Trainer:
             with self._signal_guard():
                 it = iter(batches(start * cfg.accumulate)) if start < cfg.iterations else iter(())
                 self.model.train()
+                self.optimizer.zero_grad(set_to_none=True)
+                self.model.zero_grad(set_to_none=True)
                 for step in range(start, cfg.iterations):
                     logs = self._train_step(step_fn, it, step)
                     self.step = s = step + 1

@@ -10,7 +10,7 @@ from workbench.methods.cmic.data import load_data
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
-    cfg = CMICConfig.for_profile("smoke", overrides=["train.progress=false", "train.device=cpu", "eval.shape_metrics=false"])
+    cfg = CMICConfig.for_profile("smoke", overrides=["train.progress=false", "train.device=cpu"])
     run_dir = tmp_path_factory.mktemp("cmic") / "smoke-full-s0"
     train_out = METHOD.train(cfg, run_dir)
     metrics = METHOD.evaluate(cfg, run_dir)

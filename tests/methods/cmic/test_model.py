@@ -84,6 +84,9 @@ def test_model_forward_scores_match_retrieval_and_gradients_flow():
     torch.testing.assert_close(out["views"].norm(dim=-1), torch.ones(3, 12))
     ref = attention_scores(model.attention, out["query"].detach(), out["views"].detach(), query_chunk=3, shape_chunk=2)
     torch.testing.assert_close(out["scores"].detach(), ref, atol=1e-6, rtol=0)
+    emb = out["shape_emb"].detach()
+    assert emb.shape == (4, 3, 16)
+    torch.testing.assert_close(torch.einsum("bd,bsd->bs", out["query"].detach(), emb), ref, atol=1e-6, rtol=0)
     out["scores"].sum().backward()
     for name, p in model.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name

@@ -3,7 +3,8 @@
 Profiles:
 
 * ``smoke``: seconds on a 2-core CPU (tests, the notebook under CI): tiny CNNs, 32 px, 32-D.
-* ``quick``: minutes on a 2-core CPU: small CNNs, 64 px queries, 48 px renders, 128-D.
+* ``quick``: about 4 minutes on a (shared) 2-core CPU: small CNNs (width 16), 64 px queries,
+  32 px renders, 128-D, 16 queries + 16 shapes per batch, 600 iterations.
 * ``full``: the paper's model (ResNet-50 query encoder, ResNet-34 render encoder, 224 px, 128-D,
   Adam 5e-5 with betas (0.5, 0.999), 30 queries + 30 shapes per batch, about 400 epochs of
   Pix3D's 2,648 training images = 35,000 iterations) for a GPU.
@@ -27,8 +28,11 @@ class DataConfig(Config):
     """Where queries and shapes come from.
 
     ``source="synthetic"`` generates (or reuses) the ``preset`` with ``workbench.data.generate``
-    at ``profile`` and ``seed``; ``root`` points at an existing dataset in the workbench schema
-    instead (e.g. one written by the Pix3D / CompCars / Stanford Cars adapters). ``categories``
+    at ``profile`` and ``seed``, or reads the workbench-schema directory ``root`` when given.
+    ``source="pix3d" | "compcars" | "stanford_cars"`` reads the official layout at ``root`` through
+    the data layer's adapters (``workbench.data.read_dataset``; CMIC's json splits and render
+    pickle); with real data set ``load_size`` (queries and renders are resized to it on loading)
+    and ``unseen_holdout=0`` (the paper's seen protocol uses every shape). ``categories``
     restricts queries and repositories to a subset (one category = a fine-grained,
     single-category run, as the paper's car datasets); empty = all.
 
@@ -54,6 +58,9 @@ class DataConfig(Config):
     repository: str = "multi"
     unseen_repository: str = ""
     unseen_holdout: int = 5
+    load_size: int = 0
+    """Resize queries and renders to this side when loading (0: keep the stored size, which must
+    then be the same for every image)."""
     shapes_per_batch: int = 30
     """Distinct shapes per batch: the batch's query shapes, merged, then filled up with random others
     (official: 30). Must be >= ``train.batch_size`` so every query's shape fits."""
@@ -183,6 +190,7 @@ class CMICConfig(Config):
             "profile": "smoke",
             "data": {"profile": "smoke", "shapes_per_batch": 8, "unseen_holdout": 1},
             "model": {"query_backbone": "small_cnn", "render_backbone": "small_cnn", "dim": 32,
+                      "query_backbone_kwargs": {"width": 16}, "render_backbone_kwargs": {"width": 16},
                       "image_size": 32, "render_size": 32},
             "train": {"iterations": 30, "batch_size": 8, "lr": 2e-3, "betas": (0.9, 0.999),
                       "eval_every": 0, "checkpoint_every": 15, "log_every": 5},
@@ -190,12 +198,13 @@ class CMICConfig(Config):
         },
         "quick": {
             "profile": "quick",
-            "data": {"profile": "quick", "shapes_per_batch": 24},
+            "data": {"profile": "quick", "shapes_per_batch": 16},
             "model": {"query_backbone": "small_cnn", "render_backbone": "small_cnn", "dim": 128,
-                      "image_size": 64, "render_size": 48},
-            "train": {"iterations": 1200, "batch_size": 24, "lr": 1e-3, "betas": (0.9, 0.999),
+                      "query_backbone_kwargs": {"width": 16}, "render_backbone_kwargs": {"width": 16},
+                      "image_size": 64, "render_size": 32},
+            "train": {"iterations": 600, "batch_size": 16, "lr": 1e-3, "betas": (0.9, 0.999),
                       "schedule": "cosine", "warmup_iters": 50, "eval_every": 0,
-                      "checkpoint_every": 200, "log_every": 20},
+                      "checkpoint_every": 100, "log_every": 20},
             "eval": {"n_points": 2048, "voxel_resolution": 32},
         },
         "full": {"profile": "full"},

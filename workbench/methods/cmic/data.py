@@ -191,52 +191,77 @@ class RetrievalData:
 _CACHE: dict = {}
 
 
-def _load_queries(root: Path, split: str, cat_map: dict[int, int]) -> QuerySet:
+def _resize_to(x: torch.Tensor, size: int) -> torch.Tensor:
+    from .augment import resize
+
+    return resize(x.float()[None], size)[0]
+
+
+def _load_queries(ds, split: str, cat_map: dict[int, int], size: int = 0) -> QuerySet:
+    """All queries of ``split`` in memory (uint8), resized to ``size`` x ``size`` when ``size > 0``."""
     from ...data import RetrievalDataset
 
-    ds = RetrievalDataset(root, split)
-    n = len(ds)
+    qs = RetrievalDataset(ds, split)
+    n = len(qs)
     if n == 0:
-        raise DataError(f"{root}: split '{split}' has no retrieval queries")
-    first = ds[0]
-    H, W = first["image"].shape[-2:]
+        raise DataError(f"{_where(ds)}: split '{split}' has no retrieval queries")
+    first = qs[0]
+    H, W = (size, size) if size > 0 else tuple(first["image"].shape[-2:])
     images = torch.empty(n, 3, H, W, dtype=torch.uint8)
     masks = torch.empty(n, 1, H, W, dtype=torch.uint8)
     shapes = torch.empty(n, dtype=torch.long)
     cats = torch.empty(n, dtype=torch.long)
     for i in range(n):
-        item = first if i == 0 else ds[i]
-        images[i] = _to_uint8(item["image"])
-        masks[i] = _to_uint8(item["mask"])
+        item = first if i == 0 else qs[i]
+        img, mask = item["image"], item["mask"]
+        if size > 0:
+            img, mask = _resize_to(img, size), _resize_to(mask, size)
+        elif tuple(img.shape[-2:]) != (H, W):
+            raise DataError(f"{_where(ds)}: query {i} of split '{split}' is {tuple(img.shape[-2:])}, the first is "
+                            f"{(H, W)}; set data.load_size to resize every query")
+        images[i], masks[i] = _to_uint8(img), _to_uint8(mask)
         shapes[i] = int(item["shape"])
         cats[i] = cat_map[int(item["category"])]
     return QuerySet(images, masks, shapes, cats)
 
 
-def _load_repository(root: Path, split: str, cat_map: dict[int, int]) -> Repository:
+def _load_repository(ds, split: str, cat_map: dict[int, int], size: int = 0) -> Repository:
     from ...data import ShapeRepository
 
-    repo = ShapeRepository(root, split)
+    repo = ShapeRepository(ds, split)
     renders = torch.as_tensor(repo.renders)
+    if size > 0:
+        from .augment import resize
+
+        renders = torch.cat([resize(renders[i:i + 64].float(), size) for i in range(0, len(renders), 64)])
     cats = torch.as_tensor(repo.categories).long()
     return Repository(renders, torch.as_tensor(repo.shape_ids).long(),
                       torch.tensor([cat_map[int(c)] for c in cats.tolist()], dtype=torch.long),
-                      [str(Path(root) / p) if p is not None and not Path(p).is_absolute() else p
-                       for p in list(repo.mesh_paths)])
+                      [str(p) if p else None for p in list(repo.mesh_paths)])
 
 
-def dataset_root(dcfg) -> Path:
-    """The dataset directory of a :class:`~.config.DataConfig` (generating the synthetic preset if needed)."""
-    if dcfg.root:
-        root = Path(dcfg.root).expanduser()
-        if not root.is_dir():
-            raise DataError(f"data.root {root} is not a directory")
-        return root
-    if dcfg.source != "synthetic":
-        raise ConfigError(f"data.source '{dcfg.source}' needs data.root (a dataset written by its adapter)")
-    from ...data import generate
+def _where(ds) -> str:
+    return str(getattr(ds, "root", ds))
 
-    return Path(generate(dcfg.preset, profile=dcfg.profile, seed=dcfg.seed))
+
+def open_dataset(dcfg):
+    """The dataset of a :class:`~.config.DataConfig`: a directory in the workbench schema, or the
+    in-memory index a real-dataset adapter (``pix3d``, ``compcars``, ``stanford_cars``) reads from
+    ``dcfg.root``; the synthetic preset is generated on first use."""
+    if dcfg.source == "synthetic":
+        if dcfg.root:
+            root = Path(dcfg.root).expanduser()
+            if not root.is_dir():
+                raise DataError(f"data.root {root} is not a directory")
+            return root
+        from ...data import generate
+
+        return Path(generate(dcfg.preset, profile=dcfg.profile, seed=dcfg.seed))
+    if not dcfg.root:
+        raise ConfigError(f"data.source '{dcfg.source}' needs data.root (the dataset's official layout)")
+    from ...data import read_dataset
+
+    return read_dataset(dcfg.source, Path(dcfg.root).expanduser())
 
 
 def load_data(dcfg) -> RetrievalData:
@@ -245,22 +270,25 @@ def load_data(dcfg) -> RetrievalData:
     Order: load the splits, restrict to ``dcfg.categories``, then hold out ``dcfg.unseen_holdout``
     shapes per category as the unseen gallery unless the dataset has ``dcfg.unseen_repository``.
     """
-    root = dataset_root(dcfg)
-    key = (str(root.resolve()), dcfg.train_split, dcfg.test_split, dcfg.repository, dcfg.unseen_repository)
+    key = (dcfg.source, dcfg.root, dcfg.preset, dcfg.profile, dcfg.seed, dcfg.train_split, dcfg.test_split,
+           dcfg.repository, dcfg.unseen_repository, dcfg.load_size)
     if key not in _CACHE:
+        ds = open_dataset(dcfg)
         from ...data import DatasetIndex
 
-        meta = DatasetIndex(root).meta
+        meta = ds.meta if isinstance(ds, DatasetIndex) else DatasetIndex(ds).meta
         names = [str(c) for c in meta.get("categories", [])]
         cat_map = {i: i for i in range(len(names))}
-        train = _load_queries(root, dcfg.train_split, cat_map)
-        test = _load_queries(root, dcfg.test_split, cat_map)
-        seen = _load_repository(root, dcfg.repository, cat_map)
-        unseen = _load_repository(root, dcfg.unseen_repository, cat_map) if dcfg.unseen_repository else None
+        size = dcfg.load_size
+        train = _load_queries(ds, dcfg.train_split, cat_map, size)
+        test = _load_queries(ds, dcfg.test_split, cat_map, size)
+        seen = _load_repository(ds, dcfg.repository, cat_map, size)
+        unseen = _load_repository(ds, dcfg.unseen_repository, cat_map, size) if dcfg.unseen_repository else None
         if unseen is not None and len(unseen) == 0:
             unseen = None
+        name = str(meta.get("name") or Path(_where(ds)).name)
         _CACHE.clear()  # keep one dataset in memory
-        _CACHE[key] = RetrievalData(train, test, seen, unseen, names, root, f"{Path(root).name}/{dcfg.repository}")
+        _CACHE[key] = RetrievalData(train, test, seen, unseen, names, Path(_where(ds)), f"{name}/{dcfg.repository}")
     data = _CACHE[key].restrict(list(dcfg.categories))
     if data.unseen is None:
         data = data.hold_out(dcfg.unseen_holdout)

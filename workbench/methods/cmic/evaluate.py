@@ -110,8 +110,17 @@ class ShapeMetrics:
         return self._pairs[key]
 
 
-def _mean(x: list[float]) -> float:
-    return float(np.mean(x)) if len(x) else float("nan")
+_GEOMETRY_NEEDS = ("sample_points_from_meshes", "modified_hausdorff", "voxel_iou", "load_ply", "Meshes")
+
+
+def shape_metrics_available() -> bool:
+    """Whether :mod:`workbench.geometry` provides what :class:`ShapeMetrics` needs."""
+    from ... import geometry as G
+
+    missing = [n for n in _GEOMETRY_NEEDS if not hasattr(G, n)]
+    if missing:
+        log.warning("cmic: workbench.geometry lacks %s: shape metrics (d_HAU, IoU) skipped", ", ".join(missing))
+    return not missing
 
 
 @torch.no_grad()
@@ -158,7 +167,7 @@ def retrieval_metrics(model: CMIC, data: RetrievalData, cfg: CMICConfig, max_que
     preds = {"query_index": torch.arange(n), "gt": gt, "seen_topk": ranked, "seen_scores": top_scores}
 
     metric_fn = None
-    if shape_metrics and all(p is not None for p in data.seen.mesh_paths):
+    if shape_metrics and all(p is not None for p in data.seen.mesh_paths) and shape_metrics_available():
         metric_fn = ShapeMetrics(ec.n_points, ec.voxel_resolution, ec.hausdorff_scale, cfg.seed)
     if metric_fn is not None:
         d, iou = [], []

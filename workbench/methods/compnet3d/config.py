@@ -53,6 +53,10 @@ class ModelSection(Config):
     stage; for the 64 px images of the CPU profiles). The ViT's stride is its patch size 14."""
     width: int = 32
     """Base channel width of the small CNN."""
+    input_size: int = 0
+    """Resize images to this height (aspect kept) before the backbone; 0 = native size. The
+    feature map then has ``input_size / stride`` rows; correspondences and cameras follow the
+    ratio of image to feature-map size, so nothing else changes."""
     n_vertices: int = 500
     """Target vertices per category cuboid (the paper's ~500)."""
     kappa: float = 1.0 / 0.07
@@ -161,8 +165,8 @@ class CompNet3DConfig(Config):
         },
         "quick": {
             "data": {"profile": "quick"},
-            "model": {"backbone": "small_cnn", "n_vertices": 200, "feature_dim": 64, "width": 32, "stride": 4},
-            "loss": {"n_sample": 16},
+            "model": {"backbone": "small_cnn", "n_vertices": 80, "feature_dim": 64, "width": 32, "stride": 4},
+            "loss": {"n_sample": 16, "exclude_radius": 0.1},
             "bank": {"n_background": 512},
             "pose": {"refine_steps": 30},
             "eval": {"max_images": 200, "batch_size": 16},
@@ -171,7 +175,8 @@ class CompNet3DConfig(Config):
         },
         "full": {
             "data": {"profile": "full", "cache_images": False},
-            "model": {"backbone": "resnet50", "pretrained": True, "n_vertices": 500, "feature_dim": 128},
+            "model": {"backbone": "resnet50", "pretrained": True, "n_vertices": 500, "feature_dim": 128,
+                      "input_size": 512},
             "loss": {"n_sample": 32},
             "bank": {"n_background": 2560},
             "pose": {"refine_steps": 300},

@@ -155,7 +155,9 @@ class FeatureExtractor(nn.Module):
     def __init__(self, cfg: ModelSection, image_size: tuple[int, int] = (128, 128)):
         super().__init__()
         self.kind = cfg.backbone
-        self.image_size = tuple(image_size)
+        self.input_size = int(cfg.input_size)
+        self.image_size = tuple(image_size) if not self.input_size else (
+            self.input_size, max(1, round(self.input_size * image_size[1] / image_size[0])))
         if cfg.backbone in ("small_cnn", "resnet18", "resnet50"):
             self.trunk = build_trunk(cfg)
             self.decoder = UpsampleDecoder(self.trunk.channels)
@@ -174,6 +176,10 @@ class FeatureExtractor(nn.Module):
     def trunk_features(self, images: torch.Tensor) -> list[torch.Tensor]:
         if images.ndim != 4 or images.shape[1] != 3:
             raise ShapeError(f"images: expected (B, 3, H, W), got {tuple(images.shape)}")
+        if self.input_size and images.shape[-2] != self.input_size:
+            H, W = images.shape[-2:]
+            size = (self.input_size, max(1, round(self.input_size * W / H)))
+            images = F.interpolate(images, size=size, mode="bilinear", align_corners=False)
         return self.trunk((images - self.mean) / self.std)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

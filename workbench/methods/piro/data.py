@@ -187,9 +187,12 @@ def load_split(data_cfg, split: str, seed: int = 0, root: Path | None = None,
 
 
 def _labels(ds, root: Path) -> tuple[list[int], list[int], list[str]]:
-    """Per-object category index, object id and category names, without decoding images if possible."""
-    names = getattr(ds, "category_names", None) or getattr(ds, "categories", None)
-    cats = getattr(ds, "object_categories", None)
+    """Per-object class index, object id and class names, without decoding images when the
+    dataset exposes them (``MultiViewDataset.classes/labels/object_ids``)."""
+    names = getattr(ds, "classes", None) or getattr(ds, "category_names", None)
+    cats = getattr(ds, "labels", None)
+    if cats is None:
+        cats = getattr(ds, "object_categories", None)
     objs = getattr(ds, "object_ids", None)
     if names is None:
         try:
@@ -204,6 +207,8 @@ def _labels(ds, root: Path) -> tuple[list[int], list[int], list[str]]:
             item = ds[i]
             cats.append(int(item["category"]))
             objs.append(int(item["object"]))
+    if any(int(c) < 0 or int(c) >= len(names) for c in cats):
+        raise DataError(f"{root}: object labels outside the {len(names)} classes {list(names)[:5]}...")
     return [int(c) for c in cats], [int(o) for o in objs], [str(n) for n in names]
 
 
