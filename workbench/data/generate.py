@@ -283,8 +283,10 @@ def _mp_context():
     return mp.get_context("spawn")  # pragma: no cover - Windows
 
 
-def _worker(job: Job) -> Tuple[int, Tuple[List[dict], dict]]:
-    return job.index, render_job(job, _STATE["root"], _STATE["preset"], _STATE["cfg"], _STATE["bank"])
+def _worker(job: Job) -> Tuple[int, Tuple[List[dict], dict], float]:
+    c0 = time.process_time()
+    res = render_job(job, _STATE["root"], _STATE["preset"], _STATE["cfg"], _STATE["bank"])
+    return job.index, res, time.process_time() - c0
 
 
 # ----------------------------------------------------------------------------- driver
@@ -411,18 +413,29 @@ def generate(preset: str, profile: str = "quick", seed: int = 0, out: str | os.P
             write_text(tmp / ".owner", f"{os.getpid()} {time.time():.0f}\n")
             results: Dict[int, Tuple[List[dict], dict]] = {}
             bar = tqdm(total=len(jobs), desc=f"generate {preset} ({profile})", unit="obj", disable=not progress)
+            t_render = time.time()
+            first: List[Tuple[float, int]] = []  # (time, rows) of the first finished job
+            cpu = 0.0  # CPU seconds spent rendering jobs (all processes)
             if workers <= 1:
                 for job in jobs:
+                    c0 = time.process_time()
                     results[job.index] = render_job(job, tmp, preset, cfg, bank)
+                    cpu += time.process_time() - c0
+                    if not first:
+                        first.append((time.time(), len(results[job.index][0])))
                     bar.update(1)
             else:
                 ctx = _mp_context()
                 with ctx.Pool(workers, initializer=_init_worker,
                               initargs=(str(tmp), preset, cfg.to_dict(), bank.items, 1)) as pool:
-                    for idx, res in pool.imap_unordered(_worker, jobs, chunksize=1):
+                    for idx, res, c in pool.imap_unordered(_worker, jobs, chunksize=1):
                         results[idx] = res
+                        cpu += c
+                        if not first:
+                            first.append((time.time(), len(res[0])))
                         bar.update(1)
             bar.close()
+            t_done = time.time()
             rows = [r for i in sorted(results) for r in results[i][0]]
             df = pd.DataFrame(rows)
             objects = pd.DataFrame([results[i][1] for i in sorted(results)])
@@ -434,6 +447,16 @@ def generate(preset: str, profile: str = "quick", seed: int = 0, out: str | os.P
             if preset == "retrieval":
                 _write_shapes(tmp, jobs, cfg)
             write_index(tmp, meta, df)
+            steady = ((len(df) - first[0][1]) / max(t_done - first[0][0], 1e-9)) if first and len(jobs) > 1 else math.nan
+            from ..core.io import write_json
+
+            write_json(tmp / "generation.json", {  # timings: not part of the deterministic content
+                "images": int(len(df)), "objects": len(jobs), "workers": int(workers),
+                "seconds_total": round(time.time() - t0, 3), "seconds_render": round(t_done - t_render, 3),
+                "images_per_s": round(len(df) / max(t_done - t_render, 1e-9), 2),
+                "images_per_s_steady": round(steady, 2) if steady == steady else None,
+                "cpu_seconds_jobs": round(cpu, 3), "images_per_cpu_s": round(len(df) / max(cpu, 1e-9), 2),
+                "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None})
             (tmp / ".owner").unlink()
     finally:
         torch.set_num_threads(old_threads)

@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from . import primitives as P
-from .world import B, C, CATEGORIES, F, NAMED_CATEGORIES, Builder, CategoryDef, I, stable_seed
+from .world import B, CATEGORIES, F, NAMED_CATEGORIES, Builder, CategoryDef, stable_seed
 
 __all__ = ["procedural_categories", "resolve_procedural", "procedural_name"]
 
@@ -176,7 +176,7 @@ def _build_factory(s: Dict[str, Any]):
                 path = np.array([attach - [sx * 0.02, 0, 0], attach + [sx * ss * 0.5, ss * 0.3 * ang, 0],
                                  attach + [sx * ss * 0.8, ss * (0.3 * ang + 0.5), 0]])
                 b.part("side", P.tube(path, lt * 0.8, 8), "parts")
-                tips.append(path[-1] + [0, lt * 0.8, 0])
+                tips.append(path[-1])  # centre of the end cap
             elif side == "fins":
                 c = []
                 for i in range(8):
@@ -242,7 +242,7 @@ def _build_factory(s: Dict[str, Any]):
         elif back == "tail":
             path = np.array([bpos + [0, 0, 0.03], bpos + [0, bs * 0.3, -bs * 0.5], bpos + [0, bs * 0.8, -bs * 0.8]])
             b.part("back", P.tube(path, lt * 0.7, 8), "parts")
-            btip = path[-1] + [0, lt * 0.7, 0]
+            btip = path[-1]  # centre of the end cap
         else:
             btip = bpos
         b.kp("back_tip", btip)

@@ -871,8 +871,12 @@ def _build_bed(p: Dict[str, Any], b: Builder) -> None:
         if p["headboard_style"] == "slats":
             for sx in (1, -1):
                 _slab(b, "headboard", "frame", (sx * W / 2, (top + hb) / 2 + 0.02, zh), (0.07, top + hb + 0.04, hb_t + 0.02))
-    b.kp("headboard_top_left", (W / 2 * (0.5 if p["headboard_style"] == "rounded" else 1.0), top_hb, zh))
-    b.kp("headboard_top_right", (-W / 2 * (0.5 if p["headboard_style"] == "rounded" else 1.0), top_hb, zh))
+    if p["headboard_style"] == "rounded":  # on the elliptic crest at x = +-W/4
+        hx, hy = W / 4, top + hb - 0.2 + 0.2 * math.sqrt(0.75)
+    else:
+        hx, hy = W / 2, top_hb
+    b.kp("headboard_top_left", (hx, hy, zh))
+    b.kp("headboard_top_right", (-hx, hy, zh))
     mw = W * 0.97 / 2
     b.kp("mattress_head_left", (mw, top, -L * 0.49))
     b.kp("mattress_head_right", (-mw, top, -L * 0.49))
@@ -882,8 +886,14 @@ def _build_bed(p: Dict[str, Any], b: Builder) -> None:
     if fb != "none":
         fbh = top + (0.05 if fb == "low" else hb * 0.5)
         _slab(b, "footboard", "frame", (0, fbh / 2, L / 2 + 0.03), (W, fbh, 0.06))
-    b.kp("foot_left", (W / 2, 0.0, L / 2 + (0.06 if fb != "none" else 0.0)))
-    b.kp("foot_right", (-W / 2, 0.0, L / 2 + (0.06 if fb != "none" else 0.0)))
+    if fb != "none":  # outer bottom corners of the footboard
+        fx, fz = W / 2, L / 2 + 0.06
+    elif p["legs"]:  # outer bottom corners of the foot-end legs
+        fx, fz = W / 2 - 0.01, L / 2 - 0.01
+    else:  # the plinth
+        fx, fz = W * 0.48, L * 0.49
+    b.kp("foot_left", (fx, 0.0, fz))
+    b.kp("foot_right", (-fx, 0.0, fz))
     n = p["pillows"]
     pw = W * 0.8 / n
     for i in range(n):
@@ -1201,8 +1211,9 @@ def _build_bottle(p: Dict[str, Any], b: Builder) -> None:
         b.part("label", lab, "label", smooth=shape != "square")
     ycap = h + nh + ch
     b.kp("cap_top", (0, ycap, 0))
-    b.kp("neck_front", (0, h + nh * 0.5, nr))
-    b.kp("neck_back", (0, h + nh * 0.5, -nr))
+    nf = nr * (math.cos(math.pi / 4) if shape == "square" else 1.0)  # face centre of a square neck
+    b.kp("neck_front", (0, h + nh * 0.5, nf))
+    b.kp("neck_back", (0, h + nh * 0.5, -nf))
     ys = h - sh
     rr = r if shape != "square" else r  # square: face centre at distance r
     b.kp("shoulder_front", (0, ys, rr))

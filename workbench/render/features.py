@@ -4,14 +4,16 @@
   vertex features at feature-map resolution -> ``(N, C, H, W)`` with 0 on the background
   (NeMo / NOVUM / 3D-CompNets). Differentiable w.r.t. features, vertices and cameras.
 * :func:`vertex_visibility` marks a vertex visible when one of its faces is the nearest surface at
-  some pixel, optionally also requiring it to pass a depth test against the z-buffer.
+  some pixel and, given the cameras, from a depth test against the z-buffer at its own pixel.
 * :func:`render_mask_depth` returns hard masks and view-depth maps.
 """
 from __future__ import annotations
 
+import math
 from typing import Optional, Tuple, Union
 
 import torch
+import torch.nn.functional as F
 
 from ..core.errors import ShapeError
 from ..geometry.cameras import CamerasBase
@@ -75,9 +77,12 @@ def vertex_visibility(fragments: Fragments, meshes: Meshes, cameras: Optional[Ca
                       depth_tol: float = 0.02) -> torch.Tensor:
     """Per-vertex visibility ``(N, max V)`` bool (False on padding) from hard fragments.
 
-    A vertex is visible when at least one face containing it is the nearest face (slot 0) at some
-    pixel. With ``cameras``, a vertex must also not be hidden in the z-buffer: at its own pixel the
-    nearest surface may not be closer than ``z_vertex * (1 - depth_tol)``.
+    Without cameras a vertex is visible when at least one face containing it is the nearest face
+    (slot 0) at some pixel; faces smaller than a pixel may be missed, so this under-reports at low
+    resolution. With ``cameras`` the z-buffer is also read around each vertex's own pixel (3x3): the
+    vertex is visible when some covered neighbour's surface is not closer than
+    ``z_vertex * (1 - depth_tol)``, and hidden (even if one of its faces is visible) when the whole
+    neighbourhood is covered by closer surfaces.
     """
     N, H, W, _ = fragments.pix_to_face.shape
     if len(meshes) != N:
@@ -98,11 +103,18 @@ def vertex_visibility(fragments: Fragments, meshes: Meshes, cameras: Optional[Ca
             col = torch.floor(scr[..., 0]).long()
             row = torch.floor(scr[..., 1]).long()
             inb = (col >= 0) & (col < W) & (row >= 0) & (row < H)
+            z0 = fragments.zbuf[..., 0]
+            cov = (fragments.pix_to_face[..., 0] >= 0)
+            # 3x3 neighbourhood: deepest covered surface, and whether background is adjacent
+            zmax = F.max_pool2d(torch.where(cov, z0, torch.full_like(z0, -math.inf))[:, None], 3, 1, 1)[:, 0]
+            near_bg = F.max_pool2d((~cov).to(z0.dtype)[:, None], 3, 1, 1)[:, 0] > 0
             n_idx = torch.arange(N, device=vp.device)[:, None].expand_as(col)
-            zpix = fragments.zbuf[..., 0][n_idx, row.clamp(0, H - 1), col.clamp(0, W - 1)]
-            hidden = inb & (zpix > 0) & (zpix < zv * (1.0 - depth_tol))
-            hidden_packed = _padded_to_packed(hidden, meshes)
-        vis &= ~hidden_packed
+            r, c = row.clamp(0, H - 1), col.clamp(0, W - 1)
+            zn, bg = zmax[n_idx, r, c], near_bg[n_idx, r, c]
+            thr = zv * (1.0 - depth_tol)
+            depth_ok = inb & (zn >= thr)
+            hidden = inb & ~bg & (zn < thr)
+        vis = (vis & ~_padded_to_packed(hidden, meshes)) | _padded_to_packed(depth_ok, meshes)
     return _packed_to_padded_bool(vis, meshes)
 
 

@@ -78,12 +78,12 @@ def pose_explorer(mesh: Any, *, render_fn: Callable[[float, float, float, float]
 
         render_fn = mesh_pose_renderer(mesh, image_size=image_size, focal_px=f)
     md = as_mesh_list(mesh)[0]
-    slider = dict(continuous_update=continuous_update, style={"description_width": "70px"},
+    slider = dict(continuous_update=continuous_update, style={"description_width": "75px"},
                   layout=W.Layout(width="330px"))
     hs = {
-        "azimuth": W.FloatSlider(value=azimuth, min=-180, max=180, step=5, description="azimuth °", **slider),
-        "elevation": W.FloatSlider(value=elevation, min=-85, max=85, step=5, description="elevation °", **slider),
-        "theta": W.FloatSlider(value=theta, min=-180, max=180, step=5, description="theta °", **slider),
+        "azimuth": W.FloatSlider(value=azimuth, min=-180, max=180, step=5, description="azimuth", **slider),
+        "elevation": W.FloatSlider(value=elevation, min=-85, max=85, step=5, description="elevation", **slider),
+        "theta": W.FloatSlider(value=theta, min=-180, max=180, step=5, description="theta", **slider),
         "distance": W.FloatSlider(value=distance, min=distance_range[0], max=distance_range[1], step=0.25,
                                   description="distance", **slider),
     }

@@ -12,11 +12,8 @@ from workbench.methods.compnet3d.pose import (RenderAndCompare, fragment_loss, f
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: avoid OpenMP contention on shared cores
+def _threads(one_thread):
     yield
-    torch.set_num_threads(n)
 
 
 def _mesh(size=(1.0, 0.6, 0.4), n=100):

@@ -192,8 +192,8 @@ class CMICConfig(Config):
             "model": {"query_backbone": "small_cnn", "render_backbone": "small_cnn", "dim": 32,
                       "query_backbone_kwargs": {"width": 16}, "render_backbone_kwargs": {"width": 16},
                       "image_size": 32, "render_size": 32},
-            "train": {"iterations": 30, "batch_size": 8, "lr": 2e-3, "betas": (0.9, 0.999),
-                      "eval_every": 0, "checkpoint_every": 15, "log_every": 5},
+            "train": {"iterations": 40, "batch_size": 8, "lr": 3e-3, "betas": (0.9, 0.999),
+                      "eval_every": 0, "checkpoint_every": 20, "log_every": 5},
             "eval": {"n_points": 256, "voxel_resolution": 16, "batch_size": 32, "figures": False},
         },
         "quick": {

@@ -56,10 +56,7 @@ def rasterize(verts_list, faces_list, R, T, focal, principal, image_size):
     ``focal (N,)`` and ``principal (N, 2)`` in pixels of the ``image_size (H, W)`` grid.
     """
     from ...geometry.mesh import Meshes
-    try:
-        from ...render import MeshRasterizer, RasterizationSettings
-    except ImportError:  # older tree: not re-exported yet
-        from ...render.rasterizer import MeshRasterizer, RasterizationSettings
+    from ...render import MeshRasterizer, RasterizationSettings
 
     cams = pinhole_cameras(R, T, focal, principal, image_size)
     settings = RasterizationSettings(image_size=tuple(int(s) for s in image_size), blur_radius=0.0,

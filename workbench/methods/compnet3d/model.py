@@ -18,6 +18,7 @@ map ``(B, D, H/s, W/s)``:
 """
 from __future__ import annotations
 
+import logging
 import math
 from typing import Sequence
 
@@ -25,10 +26,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...core.errors import ConfigError, ShapeError
+from ...core.errors import CheckpointError, ConfigError, ShapeError
 from .bank import FeatureBank
 from .config import CompNet3DConfig, ModelSection
 from .mesh import CategoryMeshes
+
+log = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -116,7 +119,15 @@ def build_trunk(cfg: ModelSection) -> StageTrunk:
         bb = build_backbone("small_cnn", width=cfg.width, stride=32)
         stages = ("stage2", "stage3", "stage4", "stage5")
     else:
-        bb = build_backbone(cfg.backbone, pretrained=cfg.pretrained)
+        try:
+            bb = build_backbone(cfg.backbone, pretrained=cfg.pretrained)
+        except CheckpointError as e:
+            if not cfg.pretrained:
+                raise
+            log.warning("model.pretrained=True but no local ImageNet weights for %s (%s): training %s from "
+                        "random initialisation (the paper starts from ImageNet weights)", cfg.backbone, e,
+                        cfg.backbone)
+            bb = build_backbone(cfg.backbone, pretrained=False)
         stages = ("layer1", "layer2", "layer3", "layer4")
     return StageTrunk(bb, stages[1:] if cfg.stride == 8 else stages)
 

@@ -80,7 +80,9 @@ class LossConfig(Config):
     initialisation, as the official code (whose weights are never handed to the optimiser).
     ``miner_weights`` applies the official hard-miner per-sample weights. ``squared_confuser``
     uses the squared confuser distance in the inter term, as the official code; ``inter_weight``
-    is its lambda (1 for ObjectPI/ModelNet-40, 2 for FG3D).
+    is its lambda (1 for ObjectPI/ModelNet-40, 2 for FG3D). ``lsoftmax_anneal = [base, gamma,
+    power, min]`` anneals L-Softmax from the ordinary softmax (the L-Softmax paper's
+    ``lambda = max(min, base (1 + gamma it)^-power)``); ``base = 0`` (the official code) disables it.
     """
 
     objective: str = "piro"
@@ -88,6 +90,7 @@ class LossConfig(Config):
     use_picat: bool = True
     use_piobj: bool = True
     margin: int = 4
+    lsoftmax_anneal: list[float] = field(default_factory=lambda: [0.0, 0.0, 1.0, 0.0])  # base, gamma, power, min
     train_class_weights: bool = True
     miner_weights: bool = True
     theta: float = 0.25
@@ -185,5 +188,8 @@ class PiroConfig(Config):
             raise ConfigError(f"sampling.n_views: {self.sampling.n_views} (need 0 = all, or >= 2)")
         if self.model.cat_dim < 1 or self.model.obj_dim < 1:
             raise ConfigError("model: cat_dim and obj_dim must be positive")
+        if len(self.loss.lsoftmax_anneal) != 4 or self.loss.lsoftmax_anneal[0] < 0:
+            raise ConfigError(f"loss.lsoftmax_anneal: expected [base >= 0, gamma, power, min], "
+                              f"got {self.loss.lsoftmax_anneal}")
         if self.loss.margin < 1:
             raise ConfigError(f"loss.margin: {self.loss.margin} (need an integer >= 1)")

@@ -51,11 +51,14 @@ def _cos_m_theta(cos: torch.Tensor, m: int) -> torch.Tensor:
 
 
 def large_margin_logits(x: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, margin: int = 4,
-                        scale: float = 1.0) -> torch.Tensor:
+                        scale: float = 1.0, lam: float = 0.0) -> torch.Tensor:
     """Logits of the large-margin softmax.
 
     Args:
         x: ``(N, D)`` embeddings (any norm); weight: ``(D, C)`` class weights; labels: ``(N,)``.
+        lam: the L-Softmax paper's annealing weight: the target uses
+            ``(lam cos(theta_y) + psi(theta_y)) / (1 + lam)`` (``lam = 0``: the plain margin loss, as
+            pytorch-metric-learning; a large ``lam``: nearly the ordinary softmax).
     Returns:
         ``(N, C)``: ``scale ||W_j|| ||x|| cos(theta_j)`` with the target entry replaced by
         ``scale ||W_y|| ||x|| psi(theta_y)``.
@@ -71,15 +74,18 @@ def large_margin_logits(x: torch.Tensor, weight: torch.Tensor, labels: torch.Ten
     with torch.no_grad():
         k = torch.floor(torch.acos(cos_t) / (math.pi / m))
     psi = ((-1.0) ** k) * _cos_m_theta(cos_t, m) - 2.0 * k
+    if lam:
+        psi = (lam * cos_t + psi) / (1.0 + lam)
     mask = F.one_hot(labels, weight.shape[1]).to(cos.dtype)
     logits = cos + mask * (psi - cos_t)[:, None]
     return logits * (x_norm[:, None] * w_norm[None, :]) * scale
 
 
 def large_margin_softmax(x: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, margin: int = 4,
-                         sample_weights: torch.Tensor | None = None, scale: float = 1.0) -> torch.Tensor:
+                         sample_weights: torch.Tensor | None = None, scale: float = 1.0,
+                         lam: float = 0.0) -> torch.Tensor:
     """Large-margin softmax loss: mean over samples of ``w_i * CE(logits_i, y_i)`` (scalar)."""
-    ce = F.cross_entropy(large_margin_logits(x, weight, labels, margin, scale), labels, reduction="none")
+    ce = F.cross_entropy(large_margin_logits(x, weight, labels, margin, scale, lam), labels, reduction="none")
     if sample_weights is not None:
         ce = ce * sample_weights
     return ce.mean()
@@ -125,11 +131,16 @@ class LargeMarginSoftmaxLoss(nn.Module):
     ``||W_j|| ~ sqrt(D)``), i.e. L_cat pulls the category embeddings towards fixed random
     prototypes. ``W`` is drawn from a generator seeded with ``seed`` either way.
     ``miner_weights`` applies :func:`hard_miner_weights` (the official per-sample weights).
+    ``anneal = (base, gamma, power, min)``: the L-Softmax paper's schedule of the weight ``lam``
+    of the ordinary softmax term, ``lam = max(min, base (1 + gamma step)^-power)`` with ``step``
+    set by the trainer (``base = 0``: no annealing, as the official code).
     """
 
     def __init__(self, num_classes: int, dim: int, margin: int = 4, trainable: bool = True,
-                 miner_weights: bool = True, seed: int = 0):
+                 miner_weights: bool = True, seed: int = 0, anneal: tuple = (0.0, 0.0, 1.0, 0.0)):
         super().__init__()
+        self.anneal = tuple(float(a) for a in anneal)
+        self.step = 0
         g = torch.Generator().manual_seed(int(seed))
         w = torch.randn(dim, num_classes, generator=g)
         if trainable:
@@ -138,9 +149,17 @@ class LargeMarginSoftmaxLoss(nn.Module):
             self.register_buffer("weight", w)
         self.margin, self.miner_weights = int(margin), bool(miner_weights)
 
+    def lam(self, step: int | None = None) -> float:
+        """Annealing weight at ``step``: ``max(min, base (1 + gamma step)^-power)`` (Liu et al.)."""
+        base, gamma, power, lam_min = self.anneal
+        if base <= 0:
+            return 0.0
+        step = self.step if step is None else step
+        return max(lam_min, base * (1.0 + gamma * step) ** (-power))
+
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         w = hard_miner_weights(x, labels) if self.miner_weights else None
-        return large_margin_softmax(x, self.weight, labels, self.margin, sample_weights=w)
+        return large_margin_softmax(x, self.weight, labels, self.margin, sample_weights=w, lam=self.lam())
 
 
 # ---------------------------------------------------------------------------- PiRO pose-invariant losses
@@ -276,12 +295,18 @@ class PiroCriterion(nn.Module):
         if self.objective == "piro" and loss_cfg.use_cat:
             self.lsoftmax = LargeMarginSoftmaxLoss(num_classes, cat_dim, margin=loss_cfg.margin,
                                                    trainable=loss_cfg.train_class_weights,
-                                                   miner_weights=loss_cfg.miner_weights, seed=seed)
+                                                   miner_weights=loss_cfg.miner_weights, seed=seed,
+                                                   anneal=tuple(loss_cfg.lsoftmax_anneal))
         if self.objective in ("pi_cnn", "pi_proxy", "pi_tc"):
             g = torch.Generator().manual_seed(int(seed))
             self.centers = nn.Parameter(torch.randn(num_classes, cat_dim, generator=g))
         if self.objective == "mvcnn":
             self.classifier = nn.Linear(cat_dim, num_classes)
+
+    def set_step(self, step: int) -> None:
+        """The training iteration (drives the L-Softmax annealing)."""
+        if self.lsoftmax is not None:
+            self.lsoftmax.step = int(step)
 
     def forward(self, out_a: dict, out_b: dict, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         c = self.cfg

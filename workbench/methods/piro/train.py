@@ -198,6 +198,7 @@ def train(cfg: PiroConfig, run_dir: str | Path, data: Mapping[str, MultiViewSpli
     augment = cfg.sampling.augment
 
     def step_fn(m: torch.nn.Module, batch: dict, step: int) -> dict:
+        criterion.set_step(step)
         imgs = batch["images"]
         if augment:
             imgs = augment_views(imgs)

@@ -90,10 +90,12 @@ class ModelSection(Config):
 class RenderSection(Config):
     size: int = 64
     """Render resolution for the mask/texture losses and evaluation (the input size by default)."""
-    sigma_px: float = 1.0
-    """Soft-silhouette edge width in pixels (official sigma 1e-4 at 256 px ~ 1.3 px)."""
-    faces_per_pixel: int = 8
-    """Faces blended per pixel in the soft silhouette (official 20)."""
+    sigma_px: float = 0.5
+    """Soft-silhouette edge width in pixels (official sigma 1e-4 at 256 px ~ 1.3 px; sharper here so
+    that the silhouette interior is ~1 with few faces per pixel)."""
+    faces_per_pixel: int = 16
+    """Faces blended per pixel in the soft silhouette (official 20); too few punch holes into the
+    interior of dense meshes."""
     depth_tol: float = 0.02
     """z-buffer tolerance of the visibility target (screen units; the half image width is 1)."""
 
@@ -195,7 +197,7 @@ class TTPConfig(Config):
             "template": {"level": 1, "n_instances": 4},
             "model": {"backbone": "small_cnn", "num_basis": 4, "solver_iterations": 2,
                       "feat_channels": 32, "feat_grid": 2},
-            "render": {"size": 32, "faces_per_pixel": 4},
+            "render": {"size": 32},
             "loss": {"coverage_points": 100},
             "train": {"iterations": 6, "rigid_iters": 3, "batch_size": 4, "lr": 1e-3,
                       "log_every": 2, "checkpoint_every": 3, "eval_every": 0, "progress": False},
@@ -207,7 +209,7 @@ class TTPConfig(Config):
             "data": {"profile": "quick", "image_size": 64},
             "template": {"level": 2},
             "model": {"backbone": "resnet18", "num_basis": 16},
-            "render": {"size": 64, "faces_per_pixel": 8},
+            "render": {"size": 64},
             "train": {"iterations": 400, "rigid_iters": 150, "batch_size": 8, "lr": 5e-4,
                       "log_every": 10, "checkpoint_every": 100, "eval_every": 0},
             "eval": {"max_images": 200, "transfer_pairs": 200, "voxel_max_images": 60},
@@ -217,7 +219,7 @@ class TTPConfig(Config):
             "data": {"profile": "full", "image_size": 128},
             "template": {"level": 3, "subdivisions": 1},
             "model": {"backbone": "resnet18", "pretrained": False, "num_basis": 16},
-            "render": {"size": 128, "faces_per_pixel": 20},
+            "render": {"size": 128, "faces_per_pixel": 24},
             "train": {"iterations": 60000, "rigid_iters": 30000, "batch_size": 8, "lr": 1e-4,
                       "log_every": 50, "checkpoint_every": 2000, "eval_every": 0},
             "eval": {"max_images": 0, "transfer_pairs": 1000, "voxel_max_images": 1000},

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ...geometry.mesh import Meshes
-from ...render import BlendParams, interpolate_vertex_attributes, rasterize_meshes, sigmoid_alpha_blend
+from ...render import interpolate_vertex_attributes, rasterize_meshes
 
 __all__ = ["screen_to_ndc", "rasterize_screen", "render_silhouette", "render_texture",
            "zbuffer_visibility", "render_all", "ScreenRender", "Z_OFFSET"]
@@ -64,6 +64,31 @@ def sigma_ndc(sigma_px: float, image_size: int) -> float:
     return float((sigma_px * 2.0 / image_size) ** 2)
 
 
+def _soft_pass(xy: Tensor, z: Tensor, faces: Tensor, image_size: int, sigma_px: float,
+               faces_per_pixel: int):
+    sig = sigma_ndc(sigma_px, image_size)
+    blur = math.log(1.0 / 1e-4 - 1.0) * sig
+    fr, _ = rasterize_screen(xy, z, faces, image_size, faces_per_pixel, blur)
+    return fr, sig
+
+
+def _silhouette(fr_soft, fr_hard, sig: float) -> Tensor:
+    """SoftRas alpha ``1 - prod_k (1 - sigmoid(-d_k / sigma))`` over the soft pass's K faces plus
+    the face that covers the pixel in the hard pass.
+
+    With a blur radius the K slots hold the K nearest faces (in depth) *around* a pixel; on a
+    dense mesh the face that actually covers it can fall outside the top K, which punches holes
+    into the silhouette. Adding the hard pass's covering face (once) removes them.
+    """
+    p = torch.sigmoid(-fr_soft.dists / sig) * (fr_soft.pix_to_face >= 0)
+    cover = fr_hard.pix_to_face[..., :1]                                     # (B, S, S, 1)
+    p = torch.where((fr_soft.pix_to_face == cover) & (cover >= 0), torch.zeros_like(p), p)
+    p_cover = torch.where(cover[..., 0] >= 0, torch.sigmoid(-fr_hard.dists[..., 0] / sig),
+                          torch.zeros_like(p[..., 0]))
+    alpha = 1.0 - (1.0 - p_cover) * torch.prod(1.0 - p, dim=-1)
+    return alpha[:, None]
+
+
 def render_silhouette(xy: Tensor, z: Tensor, faces: Tensor, image_size: int, sigma_px: float = 1.0,
                       faces_per_pixel: int = 8) -> Tensor:
     """Soft silhouettes (B, 1, H, W) in [0, 1].
@@ -71,12 +96,9 @@ def render_silhouette(xy: Tensor, z: Tensor, faces: Tensor, image_size: int, sig
     ``sigma_px`` is the width of the sigmoid edge in pixels (TTP's sigma 1e-4 at 256 px ~ 1.3 px);
     the blur radius covers the distance where the sigmoid drops to 1e-4, as pytorch3d recommends.
     """
-    sig = sigma_ndc(sigma_px, image_size)
-    blur = math.log(1.0 / 1e-4 - 1.0) * sig
-    fr, _ = rasterize_screen(xy, z, faces, image_size, faces_per_pixel, blur)
-    colors = torch.ones(*fr.pix_to_face.shape, 1, dtype=xy.dtype, device=xy.device)
-    alpha = sigmoid_alpha_blend(colors, fr, BlendParams(sigma=sig))[..., -1]
-    return alpha[:, None]
+    fr_soft, sig = _soft_pass(xy, z, faces, image_size, sigma_px, faces_per_pixel)
+    fr_hard, _ = rasterize_screen(xy, z, faces, image_size, 1, 0.0)
+    return _silhouette(fr_soft, fr_hard, sig)
 
 
 def render_texture(xy: Tensor, z: Tensor, faces: Tensor, uv: Tensor, image: Tensor,
@@ -136,11 +158,13 @@ def render_all(xy: Tensor, z: Tensor, faces: Tensor, image_size: int, uv: Tensor
     """Soft silhouette (one soft pass) plus texture and z-buffer visibility (one shared hard pass).
 
     (The hard quantities are not taken from the soft pass: with a blur radius its ``K`` slots hold
-    the nearest faces *around* a pixel, and the face covering it can fall out of the top ``K``.)
+    the nearest faces *around* a pixel, and the face covering it can fall out of the top ``K``;
+    the hard pass also completes the silhouette, see :func:`_silhouette`.)
     """
     S = image_size
-    sil = render_silhouette(xy, z, faces, S, sigma_px, faces_per_pixel)
+    fr_soft, sig = _soft_pass(xy, z, faces, S, sigma_px, faces_per_pixel)
     fr, meshes = rasterize_screen(xy, z, faces, S, 1, 0.0)
+    sil = _silhouette(fr_soft, fr, sig)
     covered = (fr.pix_to_face[..., 0] >= 0)[:, None].to(xy.dtype)
     rgb = None
     if uv is not None and image is not None:

@@ -1,0 +1,245 @@
+"""Configuration of UNICORN and its Table-3 ablations (as overrides of the one model).
+
+One typed config with strict keys and ``PROFILES`` (``smoke``: seconds, tests and the notebook;
+``quick``: minutes on a 2-core CPU at 64 x 64; ``full``: the paper's settings for a GPU). Every
+schedule is written in **iterations** (one iteration = one 3D-step *or* one P-step, as in the
+paper): the progressive-conditioning stage milestones (``train.milestones_stage``), the first-stage
+curriculum (``train.translation_from``, ``train.deformation_from``, ``train.scale_from``) and the
+end of the mean-texture trick (``train.mean_texture_until``).
+
+Defaults are the paper's / official code's "real images" settings (``shared/reference/unicorn.md``
+sections 1 and 3): fov 30 deg camera at distance 2.732, ellipsoid [1, 0.7, 0.7] x 0.6,
+scale 1 +- 0.3, translation +-0.3, 6 azimuth candidates. ``data.variant="white"`` is the ShapeNet
+setting (white background, no background generator); ``textured`` learns a background.
+Quirks (reference section 6): the background latent sizes follow the code (4/8/32/128; the paper
+writes 4/16/64/128), V = 5 viewpoint bins as in the released models (the paper writes 4).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ...core.config import Config
+from ...core.errors import ConfigError
+from ...train.config import TrainConfig
+
+
+@dataclass
+class DataSection(Config):
+    preset: str = "collection"
+    """Synthetic data preset (one category per generated dataset, object-centred crops, GT meshes)."""
+    categories: list[str] = field(default_factory=lambda: ["car"])
+    """World categories; one model is trained on the union (as on ShapeNet), evaluated per category."""
+    profile: str = "quick"
+    """Data profile passed to ``workbench.data.generate``."""
+    seed: int = 0
+    root: str = ""
+    """Explicit dataset root (single category); empty = generate/cache the preset per category."""
+    variant: Literal["white", "textured"] = "white"
+    """``white``: the ShapeNet setting (white background); ``textured``: procedural backgrounds,
+    learned by the background generator (the real-image setting)."""
+    image_size: int = 64
+    """Network input and render size (the paper: 64)."""
+    max_train_images: int = 0
+    """Cap on training images per category (0 = all)."""
+
+
+@dataclass
+class ModelSection(Config):
+    backbone: str = "resnet18"
+    """Encoder (``workbench.nn.build_backbone``): ResNet-18 trained from scratch (official)."""
+    backbone_width: int = 32
+    """Width of ``small_cnn`` (used only when ``backbone == "small_cnn"``)."""
+    head_width: int = 128
+    """Hidden width of the MLP heads (3 hidden layers)."""
+    head_layers: int = 3
+    template_level: int = 3
+    """Icosphere level of the template (3: 642 vertices, 1280 faces)."""
+    template_scale: float = 0.6
+    """Global scale of the [1, 0.7, 0.7] ellipsoid (0.6 real images, 0.4 ShapeNet renders)."""
+    field_width: int = 128
+    """Width of the deformation field MLP (128 real data, 512 ShapeNet)."""
+    shape_sizes: list[int] = field(default_factory=lambda: [0, 2, 8, 32])
+    """Shape latent size per progressive stage."""
+    texture_sizes: list[int] = field(default_factory=lambda: [2, 8, 32, 128])
+    background_sizes: list[int] = field(default_factory=lambda: [4, 8, 32, 128])
+    progressive: bool = True
+    """Progressive conditioning; False uses the last sizes from the start (Table 3 ablation)."""
+    generator_features: int = 128
+    """Channels of the first generator stage (halved per stage down to ``generator_min_features``)."""
+    generator_min_features: int = 16
+    texture_size: int = 64
+    """Side of the UV texture map (6 upsampling stages from 1 x 1)."""
+    n_candidates: int = 6
+    """K pose candidates (offsets from K reference azimuths)."""
+    angle_margin: float = 0.52
+    """Candidate angle range = margin x (range / bins) (official 0.52)."""
+    elevation_range: tuple[float, float] = (-10.0, 40.0)
+    """Degrees; candidates start at the midpoint."""
+    roll_range: tuple[float, float] = (-30.0, 30.0)
+    """Degrees (in-plane rotation)."""
+    scale_range: float = 0.3
+    """Anisotropic scale 1 +- range (tanh)."""
+    translation_range: tuple[float, float, float] = (0.3, 0.3, 0.3)
+    """+- range of the translation offsets (tx, ty, tz) around (0, 0, distance)."""
+    distance: float = 2.732
+    fov: float = 30.0
+    """Camera field of view in degrees (f = 3.732 in NDC: the ShapeNet camera is the same)."""
+
+
+@dataclass
+class RenderSection(Config):
+    sigma: float = 1e-4
+    """Layered-occupancy sharpness (squared NDC units); blur radius ln(1/1e-4 - 1) sigma."""
+    faces_per_pixel: int = 25
+    """K faces composited per pixel (official 25 real data, 50 ShapeNet)."""
+
+
+@dataclass
+class LossSection(Config):
+    rgb: float = 1.0
+    """Pixel MSE weight."""
+    perceptual: float = 10.0
+    """Weight of the VGG-16 relu3_3 perceptual term (channel-normalised, MSE)."""
+    perceptual_kind: Literal["auto", "vgg", "ssim", "none"] = "auto"
+    """``auto``: VGG-16 when torchvision's ImageNet weights are present locally, else SSIM (the
+    paper's stated alternative); the choice is logged and stored in eval.json."""
+    ssim: float = 1.0
+    """Weight of ``1 - SSIM`` when SSIM replaces the perceptual term."""
+    normal: float = 0.01
+    laplacian: float = 0.01
+    swap: float = 1.0
+    """Swap-reconstruction weight (0 = the "without L_swap" ablation)."""
+    uniform: float = 0.02
+    """Pose-prior weight: sum_k |mean_batch p_k - 1/K| in the P-step."""
+    mean_texture_p: float = 0.2
+    """Probability per batch of the mean-texture trick (before ``train.mean_texture_until``)."""
+
+
+@dataclass
+class SwapSection(Config):
+    memory_size: int = 1024
+    """M instances in the FIFO memory bank (the ablation uses 256)."""
+    bins: int = 5
+    """V viewpoint bins over the relative rotation angle range."""
+    angle_range: tuple[float, float] = (20.0, 180.0)
+    """Degrees."""
+
+
+@dataclass
+class TrainSection(TrainConfig):
+    milestones_stage: list[int] = field(default_factory=lambda: [20000, 250000, 500000])
+    """Iterations at which progressive stages 2, 3, 4 start."""
+    translation_from: int = 1000
+    """Translation predictor on from this iteration (official ``freeze_T_predictor``)."""
+    deformation_from: int = 2000
+    """Deformation field on from this iteration (``freeze_shape``)."""
+    scale_from: int = 25000
+    """Anisotropic scale on from this iteration (``freeze_scale``)."""
+    mean_texture_until: int = -1
+    """Mean-texture trick until this iteration (-1 = the start of the last stage)."""
+    alternate: bool = True
+    """Alternate 3D-steps (even iterations) and P-steps (odd); False sums both losses every step."""
+    num_threads: int = 0
+    """torch intra-op threads during training (0 = unchanged)."""
+
+
+@dataclass
+class EvalSection(Config):
+    split: str = "test"
+    """Evaluation split (``_textured`` is appended for ``data.variant == "textured"``)."""
+    max_images: int = 0
+    """Cap on evaluated images per category (0 = all)."""
+    batch_size: int = 32
+    n_points: int = 5000
+    """Points sampled on each surface for Chamfer (official 100k)."""
+    icp_iters: int = 30
+    """Rigid ICP (Besl-McKay) iterations."""
+
+
+@dataclass
+class UnicornConfig(Config):
+    seed: int = 0
+    profile: str = "quick"
+    data: DataSection = field(default_factory=DataSection)
+    model: ModelSection = field(default_factory=ModelSection)
+    render: RenderSection = field(default_factory=RenderSection)
+    loss: LossSection = field(default_factory=LossSection)
+    swap: SwapSection = field(default_factory=SwapSection)
+    train: TrainSection = field(default_factory=lambda: TrainSection(
+        iterations=750000, batch_size=32, lr=1e-4, optimizer="adam", checkpoint_every=5000, log_every=100))
+    eval: EvalSection = field(default_factory=EvalSection)
+
+    PROFILES = {
+        "smoke": {
+            "profile": "smoke",
+            "data": {"profile": "smoke", "image_size": 32},
+            "model": {"backbone": "small_cnn", "backbone_width": 16, "head_width": 32, "template_level": 1,
+                      "field_width": 32, "generator_features": 16, "generator_min_features": 8,
+                      "texture_size": 16, "shape_sizes": [0, 2, 4, 8], "texture_sizes": [2, 4, 8, 8],
+                      "background_sizes": [2, 4, 8, 8], "n_candidates": 2},
+            "render": {"sigma": 1e-4, "faces_per_pixel": 4},
+            "swap": {"memory_size": 16, "bins": 2},
+            "train": {"iterations": 8, "batch_size": 4, "lr": 1e-3, "milestones_stage": [2, 4, 6],
+                      "translation_from": 1, "deformation_from": 2, "scale_from": 3, "log_every": 2,
+                      "checkpoint_every": 4, "eval_every": 0, "progress": False},
+            "eval": {"max_images": 6, "batch_size": 6, "n_points": 300, "icp_iters": 5},
+        },
+        "quick": {
+            "profile": "quick",
+            "data": {"profile": "quick", "image_size": 64},
+            "model": {"backbone": "resnet18", "template_level": 2, "generator_features": 64,
+                      "n_candidates": 6},
+            "render": {"faces_per_pixel": 8},
+            "swap": {"memory_size": 256},
+            "train": {"iterations": 600, "batch_size": 8, "lr": 5e-4, "milestones_stage": [150, 300, 450],
+                      "translation_from": 20, "deformation_from": 40, "scale_from": 100, "log_every": 10,
+                      "checkpoint_every": 100, "eval_every": 0},
+            "eval": {"max_images": 100, "n_points": 3000, "icp_iters": 20},
+        },
+        "full": {
+            "profile": "full",
+            "data": {"profile": "full", "image_size": 64,
+                     "categories": ["airplane", "bench", "car", "chair"]},
+            "render": {"faces_per_pixel": 25},
+            "train": {"iterations": 750000, "batch_size": 32, "lr": 1e-4,
+                      "milestones_stage": [50000, 300000, 550000], "translation_from": 10000,
+                      "deformation_from": 20000, "scale_from": 250000, "log_every": 100,
+                      "checkpoint_every": 5000, "eval_every": 0},
+            "eval": {"max_images": 0, "n_points": 20000, "icp_iters": 50},
+        },
+    }
+
+    def validate(self) -> None:
+        m = self.model
+        for name in ("shape_sizes", "texture_sizes", "background_sizes"):
+            sizes = getattr(m, name)
+            if len(sizes) != 4 or list(sizes) != sorted(sizes) or sizes[0] < 0:
+                raise ConfigError(f"model.{name} must be 4 non-decreasing sizes, got {sizes}")
+        if m.texture_sizes[0] < 1 or m.background_sizes[0] < 1:
+            raise ConfigError("model.texture_sizes/background_sizes must start >= 1")
+        if len(self.train.milestones_stage) != 3 or list(self.train.milestones_stage) != sorted(
+                self.train.milestones_stage):
+            raise ConfigError(f"train.milestones_stage must be 3 increasing iterations, "
+                              f"got {self.train.milestones_stage}")
+        if m.n_candidates < 1:
+            raise ConfigError(f"model.n_candidates must be >= 1, got {m.n_candidates}")
+        if m.texture_size & (m.texture_size - 1) or m.texture_size < 4:
+            raise ConfigError(f"model.texture_size must be a power of two >= 4, got {m.texture_size}")
+        if self.swap.bins < 1 or not 0 <= self.swap.angle_range[0] < self.swap.angle_range[1] <= 180:
+            raise ConfigError(f"swap: bins >= 1 and 0 <= angle_range[0] < angle_range[1] <= 180 "
+                              f"(got {self.swap.bins}, {self.swap.angle_range})")
+        if not 0.0 <= self.loss.mean_texture_p <= 1.0:
+            raise ConfigError(f"loss.mean_texture_p must be in [0, 1], got {self.loss.mean_texture_p}")
+        if not self.data.categories:
+            raise ConfigError("data.categories must name at least one category")
+        if self.data.image_size < 16:
+            raise ConfigError(f"data.image_size must be >= 16, got {self.data.image_size}")
+
+    def stage_at(self, step: int) -> int:
+        """Progressive stage (0..3) at iteration ``step``."""
+        return sum(int(step >= s) for s in self.train.milestones_stage)
+
+    def mean_texture_end(self) -> int:
+        t = self.train.mean_texture_until
+        return self.train.milestones_stage[-1] if t < 0 else t
