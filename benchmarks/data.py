@@ -82,9 +82,12 @@ def main(argv=None) -> int:
                       f"load {r['load_average'][0]:.1f}", flush=True)
     summary = []
     for r in results:
-        summary.append({"figure": f"{r['preset']} {r['size']}px images/s ({r['workers']} workers; idle estimate)",
-                        "ours": r["idle_estimate_images_per_s"], "reference": r["images_per_s"], "ratio": None,
-                        "target": 200 if (r["preset"], r["size"]) == ("views", 64) else None, "unit": "images/s"})
+        tgt = 200 if (r["preset"], r["size"]) == ("views", 64) else None
+        summary.append({"figure": f"{r['preset']} {r['size']}px, {r['workers']} idle cores (CPU-time estimate)",
+                        "ours": r["idle_estimate_images_per_s"], "reference": None, "ratio": None, "target": tgt,
+                        "unit": "images/s"})
+        summary.append({"figure": f"{r['preset']} {r['size']}px, wall clock on this machine (load {r['load_average'][0]:.1f})",
+                        "ours": r["images_per_s"], "reference": None, "ratio": None, "target": None, "unit": "images/s"})
     out = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "results": results, "summary": summary}
     write_json(outputs_dir() / "benchmarks" / "data.json", out)
     return 0

@@ -1,7 +1,6 @@
 """Session fixtures: tiny synthetic datasets generated once (smoke profile) and shared by the tests."""
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 

@@ -1,15 +1,13 @@
 """Rendering of world objects, backgrounds, occluders and corruptions."""
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
-import torch
 
 from workbench.core.errors import DataError
 from workbench.data.corruptions import CORRUPTIONS, corrupt, plasma_fractal
-from workbench.data.effects import OCCLUSION_LEVELS, OccluderBank, composite, make_background, occlude
+from workbench.data.effects import OCCLUSION_LEVELS, OccluderBank, make_background, occlude
 from workbench.data.shading import keypoint_self_visibility, project_keypoints, render_views
 from workbench.data.world import make_object, sample_params
 

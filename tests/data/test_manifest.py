@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import http.server
-import shutil
 import threading
 import zipfile
 from functools import partial

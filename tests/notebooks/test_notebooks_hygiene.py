@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from nbhelpers import NOTEBOOK_DIR, notebook_paths
+from nbhelpers import notebook_paths
 
 nbformat = pytest.importorskip("nbformat")
 

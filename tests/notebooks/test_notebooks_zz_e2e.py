@@ -200,6 +200,8 @@ def test_jupyterlab_runs_01_and_the_pose_explorer_reacts(jupyter_server, tmp_pat
             explorer = page.locator(".wb-pose-explorer")
             explorer.scroll_into_view_if_needed()
             page.wait_for_function(f"({EXPLORER_IMAGE})() !== null", timeout=30_000)
+            page.wait_for_function("(() => { const s = document.querySelector('.wb-pose-explorer .wb-pose-status'); "
+                                   "return s && s.innerText.includes('azimuth'); })()", timeout=30_000)
             before_img = page.evaluate(EXPLORER_IMAGE)
             status = explorer.locator(".wb-pose-status")
             before_status = status.inner_text()
@@ -215,7 +217,8 @@ def test_jupyterlab_runs_01_and_the_pose_explorer_reacts(jupyter_server, tmp_pat
             timings["slider -> re-render"] = time.perf_counter() - t
             after_status = status.inner_text()
             after_img = page.evaluate(EXPLORER_IMAGE)
-            page.wait_for_timeout(300)   # let plotly paint before the screenshot
+            explorer.evaluate("e => e.scrollIntoView({block: 'center'})")
+            page.wait_for_timeout(500)   # let plotly paint before the screenshot
             page.screenshot(path=str(shot))
             final = page.evaluate(STATE)
         except Exception:
@@ -233,7 +236,9 @@ def test_jupyterlab_runs_01_and_the_pose_explorer_reacts(jupyter_server, tmp_pat
     assert after_img != before_img, "the rendered view did not change after moving the slider"
     assert after_status != before_status and "azimuth" in after_status, (before_status, after_status)
     # one keyboard step = one slider step (5 degrees) on the azimuth
-    a0, a1 = (float(re.search(r"azimuth\s*(-?[\d.]+)", x).group(1)) for x in (before_status, after_status))
+    found = [re.search(r"azimuth\s*(-?[\d.]+)", x) for x in (before_status, after_status)]
+    assert all(found), (before_status, after_status)
+    a0, a1 = (float(m.group(1)) for m in found)
     assert a1 - a0 == pytest.approx(-5.0 if at_max else 5.0), (before_status, after_status)
     assert final["errors"] == [] and final["done"] == final["total"], final
     assert not [e for e in console_errors if "plotly" in e.lower() or "widget" in e.lower()], console_errors

@@ -131,12 +131,12 @@ def test_render_mask_depth_and_raycast_depth_is_z_depth():
     verts = torch.tensor([[-1.0, -1.0, 0.0], [1.0, -1.0, 0.0], [1.0, 1.0, 0.0], [-1.0, 1.0, 0.0]])
     faces = torch.tensor([[0, 1, 2], [0, 2, 3]])
     R, T = pose_to_rt(0.0, 0.0, 0.0, 3.0)  # camera on +Z looking at the plane z = 0
-    rc = raycast_mesh(verts, faces, R, T, 20.0, (16.0, 16.0), (32, 32))
+    rc = raycast_mesh(verts, faces, R, T, 20.0, (16.3, 15.8), (32, 32))  # no pixel centre on the diagonal
     assert not rc["mask"].all() and rc["mask"].sum() > 150
     assert torch.allclose(rc["depth"][rc["mask"]], torch.full_like(rc["depth"][rc["mask"]], 3.0), atol=1e-5)
     assert torch.isinf(rc["depth"][~rc["mask"]]).all() and (rc["face_ids"][~rc["mask"]] == -1).all()
     assert torch.allclose(rc["normals"][rc["mask"]], torch.tensor([0.0, 0.0, 1.0]).expand(int(rc["mask"].sum()), 3))
-    cams = pinhole_cameras(R, T, 20.0, (16.0, 16.0), (32, 32))
+    cams = pinhole_cameras(R, T, 20.0, (16.3, 15.8), (32, 32))
     mask, depth = render_mask_depth(Meshes([verts], [faces]), cams, (32, 32))
     assert mask.shape == (1, 1, 32, 32) and torch.equal(mask[0, 0] > 0, rc["mask"][0])
     assert torch.allclose(depth[0, 0][rc["mask"][0]], rc["depth"][0][rc["mask"][0]], atol=1e-5)

@@ -20,8 +20,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+# ``generate`` is both a submodule and its main function: import it eagerly so that the package
+# attribute is the function (importing the submodule would otherwise bind the module to it).
+from .generate import generate  # noqa: E402,F401  (light: numpy/pandas; torch and open3d load on first use)
+
 _LAZY = {
-    "generate": ".generate", "default_output": ".generate", "GENERATOR_VERSION": ".generate",
+    "default_output": ".generate", "GENERATOR_VERSION": ".generate",
     "clean_partials": ".generate",
     "list_datasets": ".manifest", "fetch": ".manifest", "check": ".manifest", "load_manifest": ".manifest",
     "DatasetIndex": ".schema", "COLUMNS": ".schema",
@@ -39,7 +43,7 @@ _LAZY = {
     "corrupt": ".corruptions", "CORRUPTIONS": ".corruptions",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = sorted(list(_LAZY) + ["generate"])
 
 
 def __getattr__(name: str) -> Any:

@@ -8,7 +8,6 @@ few shapes are added. ``category_sheet()`` renders every named category of the w
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import List, Optional, Sequence
 
 import numpy as np

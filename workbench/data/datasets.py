@@ -22,11 +22,9 @@ a ``split`` (or list of splits) and an optional ``transform`` (``item dict -> it
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
-import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
@@ -247,7 +245,7 @@ class ShapeRepository:
         if not len(shapes):
             raise DataError(f"{path}: no shapes for track '{track}'")
         cats = list(self.ds.meta.get("categories", []))
-        self.shape_ids = torch.as_tensor(shapes["shape_id"].to_numpy(np.int64))
+        self.shape_ids = torch.as_tensor(np.array(shapes["shape_id"], dtype=np.int64))
         self.categories = torch.as_tensor([cats.index(c) if c in cats else -1 for c in shapes["category"]])
         self.instances = shapes["instance"].tolist()
         self.families = shapes["family"].tolist()

@@ -33,7 +33,7 @@ import numpy as np
 from ..core.config import Config
 from ..core.errors import ConfigError
 from .corruptions import CORRUPTIONS
-from .world import NAMED_CATEGORIES, family_instance, get_category, sample_family, sample_params, stable_seed
+from .world import family_instance, get_category, sample_family, sample_params, stable_seed
 
 __all__ = ["CameraConfig", "RenderConfig", "ViewsConfig", "MultiViewConfig", "CollectionConfig",
            "RetrievalConfig", "PRESETS", "ViewSpec", "Job", "plan", "preset_config"]

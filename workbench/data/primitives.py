@@ -15,6 +15,7 @@ points, ``ellipsoid``, ``capsule``, ``tube`` (a circle swept along a polyline, c
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Iterable, Sequence, Tuple
 
 import numpy as np
@@ -198,10 +199,18 @@ def cylinder(p0: Sequence[float], p1: Sequence[float], radius: float, segments: 
     return frustum(p0, p1, radius, radius, segments)
 
 
+@lru_cache(maxsize=64)
+def _unit_sphere(segments: int, rings: int) -> Mesh:
+    v, f = lathe(circle_profile(1.0, rings), segments)
+    v.setflags(write=False)
+    f.setflags(write=False)
+    return v, f
+
+
 def ellipsoid(center: Sequence[float], radii: Sequence[float], segments: int = 16, rings: int = 8,
               R: np.ndarray | None = None) -> Mesh:
-    v, f = lathe(circle_profile(1.0, rings), segments)
-    return transform((v, f), R=R, t=center, s=radii)
+    v, f = _unit_sphere(int(segments), int(rings))
+    return transform((v, f.copy()), R=R, t=center, s=radii)
 
 
 def capsule(p0: Sequence[float], p1: Sequence[float], radius: float, segments: int = 12, rings: int = 4) -> Mesh:

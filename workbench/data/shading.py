@@ -100,7 +100,6 @@ def _raycast_pinhole(model: ObjectModel, R: np.ndarray, T: np.ndarray, focal: fl
     unit view-space z so ``t`` is z-depth), built in float32 numpy and cast through
     :func:`workbench.render.raycast.raycast_rays` (about 3x less overhead for batches of views)."""
     H, W = size
-    N = R.shape[0]
     u = np.arange(W, dtype=np.float32) + 0.5
     v = np.arange(H, dtype=np.float32) + 0.5
     dx = (pp[:, 0, None].astype(np.float32) - u[None]) / np.float32(focal)  # (N, W)

@@ -33,6 +33,7 @@ class PackedFragments:
         self.N, self.H, self.W, self.K = N, H, W, K
         self._terms_fn = terms_fn
         self._all: Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = None
+        self._last: Optional[Tuple[torch.Tensor, Tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = None
 
     def __len__(self) -> int:
         return self.pix.numel()
@@ -50,7 +51,11 @@ class PackedFragments:
             return self._all
         if self._all is not None:
             return tuple(t.index_select(0, idx) for t in self._all)  # type: ignore[return-value]
-        return self._terms_fn(self.pix.index_select(0, idx), self.face.index_select(0, idx))
+        if self._last is not None and self._last[0] is idx:  # same subset again (texturing, then blending)
+            return self._last[1]
+        out = self._terms_fn(self.pix.index_select(0, idx), self.face.index_select(0, idx))
+        self._last = (idx, out)
+        return out
 
     @property
     def bary(self) -> torch.Tensor:

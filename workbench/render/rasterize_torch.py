@@ -171,10 +171,10 @@ def _candidates(valid, box, lines, r_px: float, max_pairs: int, dev):
                 e = L[3 * i][:, None] * u + L[3 * i + 1][:, None] * v + L[3 * i + 2][:, None]
                 m = e if m is None else torch.minimum(m, e)
             m = m.masked_fill(loc >= nf, -math.inf)
-            nz = torch.nonzero(m > thr)
-            if nz.numel() == 0:
+            flat = torch.nonzero((m > thr).view(-1)).flatten()
+            if flat.numel() == 0:
                 continue
-            fl, ll = nz.unbind(1)
+            fl, ll = flat >> lev, flat & (nb - 1)  # nb is a power of two
             rr = row[0].index_select(0, ll) if row.shape[0] == 1 else row.reshape(-1).index_select(0, fl * nb + ll)
             cc = col.reshape(-1).index_select(0, fl * nb + ll) if col.shape[0] > 1 else col[0].index_select(0, ll)
             yield (fids.index_select(0, sel.index_select(0, fl)), x0.index_select(0, fl) + cc.to(torch.int64),
@@ -227,6 +227,8 @@ def _coverage(fv: List[torch.Tensor], px: torch.Tensor, py: torch.Tensor, blur_r
                               _seg_dist2(qx, qy, sub[4], sub[5], sub[0], sub[1]))
             keep.index_copy_(0, out, d < blur_radius)
     keep &= pz >= 0
+    if bool(keep.all()):
+        return torch.arange(keep.numel(), device=keep.device), pz, inside
     idx = torch.nonzero(keep).flatten()
     return idx, pz.index_select(0, idx), inside.index_select(0, idx)
 
@@ -316,10 +318,11 @@ def _select_keys(pix, z, face, inside, K: int, n_pix: int, n_faces: int):
     ks = _sort_int64(key)
     pix_s = ks >> (zb + fb + 1)
     rank = _ranks(pix_s)
-    keep = torch.nonzero(rank < K).flatten()
-    ks = ks.index_select(0, keep)
-    return (pix_s.index_select(0, keep), (ks >> 1) & ((1 << fb) - 1), (ks & 1).to(torch.bool),
-            rank.index_select(0, keep))
+    small = rank < K
+    if not bool(small.all()):
+        keep = torch.nonzero(small).flatten()
+        ks, pix_s, rank = ks.index_select(0, keep), pix_s.index_select(0, keep), rank.index_select(0, keep)
+    return pix_s, (ks >> 1) & ((1 << fb) - 1), (ks & 1).to(torch.bool), rank
 
 
 def rasterize_packed(verts_ndc: torch.Tensor, faces: torch.Tensor, face_to_mesh: torch.Tensor, N: int,

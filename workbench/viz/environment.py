@@ -96,28 +96,17 @@ def paths_info() -> dict[str, str]:
 
 
 def dataset_status() -> pd.DataFrame:
-    """Real datasets of the data manifest and whether each is present under the data dir.
+    """Datasets of the data manifest (``workbench.data.list_datasets``) and their local status:
+    real datasets ``present``/``missing`` under the data dir, synthetic presets generated or not.
 
-    Uses ``workbench.data.manifest`` when it provides a status function; returns an empty table
-    with a note when the manifest module is not available.
+    Never raises: a missing or invalid manifest is reported as a one-row table with the error.
     """
     try:
-        from ..data import manifest as mf  # type: ignore[attr-defined]
-    except ImportError:
-        return pd.DataFrame([{"dataset": "(manifest module not available)", "access": "", "present": False,
-                              "note": "workbench.data.manifest is not installed"}])
-    for fn_name in ("dataset_status", "status", "check_all"):
-        fn = getattr(mf, fn_name, None)
-        if callable(fn):
-            res = fn()
-            if isinstance(res, pd.DataFrame):
-                return res
-            if isinstance(res, dict):
-                return pd.DataFrame([{"dataset": k, **(v if isinstance(v, dict) else {"present": v})}
-                                     for k, v in res.items()])
-            return pd.DataFrame(list(res))
-    return pd.DataFrame([{"dataset": "(manifest status function not found)", "access": "", "present": False,
-                          "note": f"workbench.data.manifest has no status function ({', '.join(dir(mf))[:80]})"}])
+        from ..data import list_datasets
+
+        return list_datasets()
+    except Exception as e:  # noqa: BLE001 - ImportError, ManifestError, ...: report, do not fail
+        return pd.DataFrame([{"name": "(data manifest unavailable)", "status": f"{type(e).__name__}: {e}"}])
 
 
 def environment_report() -> pd.DataFrame:

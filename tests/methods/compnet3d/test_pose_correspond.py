@@ -121,3 +121,26 @@ def test_correspondences_visibility_agrees_with_convexity():
     ex = corr.exclusion(10.0)
     assert ex.shape == (3, K, K) and ex.diagonal(dim1=1, dim2=2).all()
     assert torch.equal(ex, torch.cdist(uv, uv) < 10.0)
+
+
+def test_grid_search_shifted_principal_equals_direct_rendering():
+    """A principal-point change translates the image: the cached centred grid, shifted by whole
+    pixels, must score every pose exactly like rendering with the image's own principal point."""
+    g = torch.Generator().manual_seed(3)
+    v, f = _mesh(n=60)
+    K, D, h, w = v.shape[0], 8, 12, 12
+    C = F.normalize(torch.randn(K, D, generator=g), dim=-1)
+    bg = F.normalize(torch.randn(4, D, generator=g), dim=-1)
+    fmap = F.normalize(torch.randn(1, D, h, w, generator=g), dim=1)
+    grid = pose_grid(4, 2, 1)
+    rc = RenderAndCompare(v[None], torch.tensor([K]), [f], grid, 3.0)
+    G, bgmax = pixel_similarities(fmap, C[None], bg)
+    principal = torch.tensor([[8.0, 5.0]])                                 # shift (+2, -1) from the centre
+    got = rc.grid_search(G, bgmax, torch.tensor([0]), torch.tensor([15.0]), principal, (h, w))[0]
+    P = grid[0].shape[0]
+    R, T = pose_to_rt(*grid, torch.full((P,), 3.0))
+    fr = rasterize([v] * P, [f] * P, R, T, torch.full((P,), 15.0), principal.expand(P, 2), (h, w))
+    faces_packed = torch.cat([f + i * K for i in range(P)])
+    vidx, bary = fragments_to_local(fr, faces_packed, torch.arange(P) * K, torch.arange(P))
+    ref = fragment_loss(G, bgmax, vidx[None], bary[None])[0]
+    assert torch.allclose(got, ref, atol=1e-6)

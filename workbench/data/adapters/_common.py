@@ -2,11 +2,8 @@
 from __future__ import annotations
 
 import hashlib
-import json
-import math
-import os
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import pandas as pd

@@ -27,9 +27,8 @@ the adapter cache.
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Optional
 
 import numpy as np
 import yaml

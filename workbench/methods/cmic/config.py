@@ -163,6 +163,8 @@ class EvalConfig(Config):
     """Voxel grid side for the IoU (official: 128^3 binvox)."""
     hausdorff_scale: float = 0.5
     """Coordinates are multiplied by this before the Hausdorff distance (the official code: 0.5)."""
+    colour_shift: bool = True
+    """Also evaluate on re-coloured test photos (``recolour_*`` metrics; see :mod:`.evaluate`)."""
     max_queries: int = 0
     """Evaluate on the first N test queries only (0 = all)."""
     query_chunk: int = 256

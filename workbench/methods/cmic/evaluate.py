@@ -9,6 +9,10 @@ Seen repository (every test query's ground-truth shape is in it; the paper's "se
   ``eval.hausdorff_scale``) and voxel IoU between the top-1 shape and the ground truth (0 and 1
   when the right shape is retrieved), averaged over the queries.
 
+Colour shift (``eval.colour_shift``): ``recolour_top{k}``, ``recolour_category_acc`` on the same
+test photos, each re-coloured (Reinhard transfer) with the colours of a photo of another shape --
+how much retrieval relies on colour, which the grey renders cannot explain.
+
 Unseen repository (shapes the model never saw, not containing the ground truth; the paper's
 ShapeNet gallery): ``unseen_d_hau``, ``unseen_iou`` of the top-1 shape. Every metric is also given
 per category (``cat/<name>/<metric>``); ``chance_top1`` / ``chance_top10`` are a random ranking's.
@@ -26,7 +30,7 @@ import numpy as np
 import torch
 
 from ...core.device import get_device
-from ...core.errors import CheckpointError
+from ...core.errors import CheckpointError, ShapeError
 from ...core.io import save_torch, write_json
 from .augment import resize
 from .config import CMICConfig
@@ -37,10 +41,30 @@ from .retrieval import attention_scores, embed_repository, topk
 log = logging.getLogger(__name__)
 
 
+def recolour_sources(queries: QuerySet, n: int, seed: int = 0) -> torch.Tensor:
+    """A fixed colour source for each of the first ``n`` queries: another query of another shape."""
+    g = torch.Generator().manual_seed(seed)
+    src = torch.empty(n, dtype=torch.long)
+    ids = queries.shape_ids
+    N = len(queries)
+    for j in range(n):
+        cand = torch.randint(0, N, (8,), generator=g)
+        ok = cand[ids[cand] != ids[j]]
+        src[j] = ok[0] if len(ok) else cand[0]
+    return src
+
+
 @torch.no_grad()
 def embed_queries(model: CMIC, queries: QuerySet, image_size: int, batch_size: int = 64,
-                  device: torch.device | None = None, limit: int = 0) -> torch.Tensor:
-    """Query embeddings ``(N, D)`` (eval mode, no augmentation, inputs resized to ``image_size``)."""
+                  device: torch.device | None = None, limit: int = 0,
+                  recolour: torch.Tensor | None = None, colour_space: str = "lab_reinhard") -> torch.Tensor:
+    """Query embeddings ``(N, D)`` (eval mode, no augmentation, inputs resized to ``image_size``).
+
+    ``recolour (N,)``: re-colour query ``j`` with the colour statistics of query ``recolour[j]``
+    first (:func:`~.colour.colour_transfer`; the colour-shift robustness test).
+    """
+    from .colour import colour_transfer
+
     device = device or next(model.parameters()).device
     was = model.training
     model.eval()
@@ -49,6 +73,8 @@ def embed_queries(model: CMIC, queries: QuerySet, image_size: int, batch_size: i
     for i in range(0, n, batch_size):
         idx = torch.arange(i, min(i + batch_size, n))
         images, masks = queries.get(idx)
+        if recolour is not None:
+            images = colour_transfer(images, queries.get(recolour[idx])[0], colour_space)
         out.append(model.embed_queries(resize(images.to(device), image_size), resize(masks.to(device), image_size)))
     model.train(was)
     return torch.cat(out) if out else torch.zeros(0, model.dim, device=device)
@@ -61,14 +87,22 @@ def _unwrap(model):
 class ShapeMetrics:
     """Modified Hausdorff distance and voxel IoU between shapes, cached per mesh and per pair.
 
-    Meshes are read with :func:`workbench.geometry.load_ply` (or ``load_obj``); ``n_points`` surface
-    points are sampled once per mesh with a fixed seed; voxel grids of side ``resolution`` are built
-    once per mesh in a common frame (the shapes are in the canonical unit frame).
+    * ``d_hau``: :func:`workbench.geometry.modified_hausdorff` between ``n_points`` surface samples
+      of each mesh (drawn once per mesh with a fixed seed), coordinates times ``scale`` (the official
+      code's 0.5).
+    * ``iou``: :func:`workbench.geometry.voxel_iou` of solid occupancy grids of side ``resolution``
+      over one common box (:meth:`set_bounds`: the bounding box of every mesh involved, padded by
+      half a voxel; the shapes share the canonical frame, so the grids are comparable and cached
+      per mesh). The synthetic shapes are unions of closed, *intersecting* parts, where a parity
+      inside test marks the overlaps as outside; the occupancy is therefore the union of the solid
+      occupancies of the mesh's connected components.
     """
 
     def __init__(self, n_points: int = 10000, resolution: int = 128, scale: float = 0.5, seed: int = 0):
         self.n_points, self.resolution, self.scale, self.seed = n_points, resolution, scale, seed
+        self.bounds: torch.Tensor | None = None
         self._points: dict[str, torch.Tensor] = {}
+        self._voxels: dict[str, torch.Tensor] = {}
         self._meshes: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._pairs: dict[tuple[str, str], tuple[float, float]] = {}
 
@@ -79,9 +113,19 @@ class ShapeMetrics:
             p = Path(path)
             loader = G.load_obj if p.suffix.lower() == ".obj" else G.load_ply
             out = loader(p)
-            verts, faces = out[0], out[1]
-            self._meshes[path] = (torch.as_tensor(verts).float(), torch.as_tensor(faces).long())
+            self._meshes[path] = (torch.as_tensor(out[0]).float(), torch.as_tensor(out[1]).long())
         return self._meshes[path]
+
+    def set_bounds(self, paths) -> None:
+        """The common voxel box: bounding box of the meshes at ``paths``, padded by half a voxel."""
+        lo = torch.full((3,), float("inf"))
+        hi = -lo
+        for p in dict.fromkeys(paths):
+            v = self.mesh(p)[0]
+            lo, hi = torch.minimum(lo, v.min(0).values), torch.maximum(hi, v.max(0).values)
+        pad = float((hi - lo).max()) / (2 * self.resolution) + 1e-6
+        self.bounds = torch.stack([lo - pad, hi + pad]).double()
+        self._voxels.clear()
 
     def points(self, path: str) -> torch.Tensor:
         if path not in self._points:
@@ -93,6 +137,27 @@ class ShapeMetrics:
             self._points[path] = pts.reshape(-1, 3)
         return self._points[path]
 
+    def voxels(self, path: str) -> torch.Tensor:
+        if path not in self._voxels:
+            from scipy.sparse import coo_matrix
+            from scipy.sparse.csgraph import connected_components
+
+            from ... import geometry as G
+
+            if self.bounds is None:
+                raise ShapeError("ShapeMetrics.set_bounds(paths) must be called before voxel IoU")
+            verts, faces = self.mesh(path)
+            f = faces.numpy()
+            n = verts.shape[0]
+            adj = coo_matrix((np.ones(2 * len(f)), (np.r_[f[:, 0], f[:, 1]], np.r_[f[:, 1], f[:, 2]])), shape=(n, n))
+            _, label = connected_components(adj, directed=False)
+            face_label = torch.from_numpy(label[f[:, 0]])
+            occ = torch.zeros((self.resolution,) * 3, dtype=torch.bool)
+            for c in torch.unique(face_label).tolist():
+                occ |= G.voxelize_mesh(verts, faces[face_label == c], self.resolution, self.bounds, "solid")
+            self._voxels[path] = occ
+        return self._voxels[path]
+
     def pair(self, a: str, b: str) -> tuple[float, float]:
         """``(d_hau, iou)`` between the meshes at paths ``a`` and ``b``."""
         if a == b:
@@ -103,14 +168,13 @@ class ShapeMetrics:
 
             pa, pb = self.points(a), self.points(b)
             d = float(G.modified_hausdorff(pa[None] * self.scale, pb[None] * self.scale).reshape(-1)[0])
-            (va, fa), (vb, fb) = self.mesh(a), self.mesh(b)
-            iou = float(G.voxel_iou(G.Meshes([va], [fa]), G.Meshes([vb], [fb]), resolution=self.resolution)
-                        .reshape(-1)[0])
+            iou = float(G.voxel_iou(self.voxels(a), self.voxels(b)).reshape(-1)[0])
             self._pairs[key] = (d, iou)
         return self._pairs[key]
 
 
-_GEOMETRY_NEEDS = ("sample_points_from_meshes", "modified_hausdorff", "voxel_iou", "load_ply", "Meshes")
+_GEOMETRY_NEEDS = ("sample_points_from_meshes", "modified_hausdorff", "voxel_iou", "voxelize_mesh", "load_ply",
+                   "Meshes")
 
 
 def shape_metrics_available() -> bool:
@@ -166,10 +230,26 @@ def retrieval_metrics(model: CMIC, data: RetrievalData, cfg: CMICConfig, max_que
         m[f"cat/{names[c]}/category_acc"] = float(cat_hit[qcat == c].float().mean())
     preds = {"query_index": torch.arange(n), "gt": gt, "seen_topk": ranked, "seen_scores": top_scores}
 
+    if ec.colour_shift and n:
+        # the same test photos re-coloured with another photo's colours: does retrieval rely on colour?
+        src = recolour_sources(data.test, n, cfg.seed)
+        qr = embed_queries(model, data.test, cfg.model.image_size, ec.batch_size, device, limit, recolour=src)
+        rs = attention_scores(model.attention, qr, views, model.normalize_shape, ec.query_chunk, ec.shape_chunk)
+        rranked = topk(rs, kmax).cpu()
+        for k in sorted(set(ec.topk)):
+            hit = (rranked[:, :k] == gt[:, None]).any(1)
+            m[f"recolour_top{k}"] = float(hit[valid].float().mean()) if valid.any() else float("nan")
+        m["recolour_category_acc"] = float((data.seen.categories[rranked[:, 0]] == qcat).float().mean())
+        preds["recolour_source"], preds["recolour_topk"] = src, rranked
+
     metric_fn = None
     if shape_metrics and all(p is not None for p in data.seen.mesh_paths) and shape_metrics_available():
         metric_fn = ShapeMetrics(ec.n_points, ec.voxel_resolution, ec.hausdorff_scale, cfg.seed)
     if metric_fn is not None:
+        paths = list(data.seen.mesh_paths)
+        if data.unseen is not None and all(p is not None for p in data.unseen.mesh_paths):
+            paths += list(data.unseen.mesh_paths)
+        metric_fn.set_bounds(paths)
         d, iou = [], []
         for j in range(n):
             if gt[j] < 0:

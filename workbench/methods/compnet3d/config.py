@@ -100,6 +100,10 @@ class BankSection(Config):
     """T, new background features per image and step."""
     average: Literal["visible", "images"] = "visible"
     """Vertex-update mean over visible observations (eq 6) or over the class's images (NOVUM code)."""
+    visibility: Literal["mesh", "mesh_and_mask"] = "mesh"
+    """``o_k`` from the cuboid's z-buffer (paper/NeMo), or additionally requiring the object's
+    ground-truth mask at the vertex's pixel (drops cuboid vertices that project onto background
+    seen through thin objects: chair legs, lamps, airplanes)."""
     bg_region: Literal["non_vertex", "outside_mesh"] = "non_vertex"
     """Background samples from feature cells holding no vertex projection (paper) or from cells
     outside the rendered cuboid silhouette."""
@@ -169,7 +173,7 @@ class CompNet3DConfig(Config):
             "loss": {"n_sample": 16, "exclude_radius": 0.1},
             "bank": {"n_background": 512},
             "pose": {"refine_steps": 30},
-            "eval": {"max_images": 200, "batch_size": 16},
+            "eval": {"max_images": 104, "batch_size": 26},
             "train": {"iterations": 400, "batch_size": 16, "lr": 1e-3, "checkpoint_every": 200,
                       "log_every": 20, "eval_every": 0},
         },

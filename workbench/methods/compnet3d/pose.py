@@ -147,37 +147,59 @@ class RenderAndCompare:
         return self.verts[y, : int(self.n_verts[y])], self.faces[y].to(self.verts.device)
 
     @torch.no_grad()
-    def grid_fragments(self, y: int, focal: float, principal: tuple[float, float], size: tuple[int, int]):
-        """Cached ``(vidx (1, P, hw, 3), bary (1, P, hw, 3))`` of class ``y`` at every grid pose."""
-        key = (y, round(float(focal), 4), round(float(principal[0]), 4), round(float(principal[1]), 4),
-               tuple(size), round(self.distance, 4))
+    def grid_fragments(self, y: int, focal: float, size: tuple[int, int]):
+        """Cached ``(vidx (P, h, w, 3), bary (P, h, w, 3))`` of class ``y`` at every grid pose,
+        rendered with the principal point at the centre of the ``size`` grid."""
+        h, w = size
+        key = (y, round(float(focal), 3), tuple(size), round(self.distance, 4))
         if key not in self._cache:
             a, e, th = (t.to(self.verts) for t in self.grid)
             P = a.shape[0]
             R, T = pose_to_rt(a, e, th, torch.full_like(a, self.distance))
             v, f = self._mesh(y)
             frags = rasterize([v] * P, [f] * P, R, T, torch.full((P,), float(focal), device=v.device),
-                              torch.tensor([principal], dtype=v.dtype, device=v.device).expand(P, 2), size)
+                              torch.tensor([[w / 2, h / 2]], dtype=v.dtype, device=v.device).expand(P, 2), size)
             faces_packed = torch.cat([f + i * v.shape[0] for i in range(P)])
             first = torch.arange(P, device=v.device) * v.shape[0]
             vidx, bary = fragments_to_local(frags, faces_packed, first, torch.arange(P, device=v.device))
-            self._cache[key] = (vidx[None], bary[None])
+            self._cache[key] = (vidx.view(P, h, w, 3), bary.view(P, h, w, 3))
         return self._cache[key]
+
+    @staticmethod
+    def _shift(vidx: torch.Tensor, bary: torch.Tensor, dy: int, dx: int):
+        """Translate ``(P, h, w, 3)`` maps by whole pixels (uncovered pixels become empty)."""
+        if dy == 0 and dx == 0:
+            return vidx, bary
+        P, h, w, _ = vidx.shape
+        v2 = torch.full_like(vidx, -1)
+        b2 = torch.zeros_like(bary)
+        ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
+        xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
+        v2[:, yd, xd] = vidx[:, ys, xs]
+        b2[:, yd, xd] = bary[:, ys, xs]
+        return v2, b2
 
     @torch.no_grad()
     def grid_search(self, G: torch.Tensor, bgmax: torch.Tensor | None, classes: torch.Tensor,
                     focal: torch.Tensor, principal: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """``(B, P)`` eq-8 losses of every grid pose, each image with its own class mesh.
 
-        ``G (B, hw, K)`` must hold each image's similarities to *its* class's vertices.
+        ``G (B, hw, K)`` must hold each image's similarities to *its* class's vertices. The grid is
+        rendered once per class with a centred principal point and shifted by the whole-pixel part
+        of each image's principal-point offset (a principal-point change is an exact image
+        translation; the sub-pixel remainder is left to the refinement).
         """
         B = G.shape[0]
+        h, w = size
         P = self.grid[0].shape[0]
         out = G.new_empty(B, P)
         for b in range(B):
-            vidx, bary = self.grid_fragments(int(classes[b]), float(focal[b]),
-                                             (float(principal[b, 0]), float(principal[b, 1])), size)
-            out[b] = fragment_loss(G[b: b + 1], None if bgmax is None else bgmax[b: b + 1], vidx, bary)[0]
+            vidx, bary = self.grid_fragments(int(classes[b]), float(focal[b]), size)
+            dx = int(round(float(principal[b, 0]) - w / 2))
+            dy = int(round(float(principal[b, 1]) - h / 2))
+            vidx, bary = self._shift(vidx, bary, dy, dx)
+            out[b] = fragment_loss(G[b: b + 1], None if bgmax is None else bgmax[b: b + 1],
+                                   vidx.view(1, P, h * w, 3), bary.view(1, P, h * w, 3))[0]
         return out
 
     def refine(self, G: torch.Tensor, bgmax: torch.Tensor | None, classes: torch.Tensor,

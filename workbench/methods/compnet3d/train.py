@@ -55,6 +55,15 @@ def gather_cells(fmap: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
     return torch.gather(flat, 2, cell[:, None, :].expand(B, D, cell.shape[1])).transpose(1, 2)
 
 
+def mask_at(mask: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
+    """``mask (B, 1, H, W)`` sampled at pixel coordinates ``uv (B, K, 2)`` -> ``(B, K)`` bool."""
+    B, _, H, W = mask.shape
+    col = uv[..., 0].floor().long().clamp(0, W - 1)
+    row = uv[..., 1].floor().long().clamp(0, H - 1)
+    bi = torch.arange(B, device=mask.device)[:, None].expand_as(col)
+    return mask[bi, 0, row, col] > 0.5
+
+
 def sample_background_cells(candidates: torch.Tensor, n: int) -> torch.Tensor:
     """``n`` cells per image drawn uniformly (without replacement) among ``candidates (B, hw)``
     (all cells when an image has none) -> ``(B, n)`` long."""
@@ -119,6 +128,8 @@ class CompNetStep:
                                        batch["focal"], batch["principal"], tuple(images.shape[-2:]), (h, w))
         feats = gather_cells(fmap, corr.cell)                           # (B, K, D)
         bank = net.bank
+        if cfg.bank.visibility == "mesh_and_mask":
+            corr.visible = corr.visible & mask_at(batch["mask"], corr.uv)
         # background cells: no vertex projection (paper) or outside the rendered cuboid
         if cfg.bank.bg_region == "non_vertex":
             occupied = torch.zeros(labels.shape[0], h * w, dtype=torch.bool, device=fmap.device)

@@ -5,13 +5,15 @@ test split (the probes), computes the eight tasks of :func:`~.retrieval.eight_ta
 official protocol (and the category mAPs without the query itself, ``*_noself``), the Fig. 6
 separation statistics of the test objects in both spaces, and writes
 
-* ``eval.json`` (flat ``{metric: value}``; accuracies/mAPs x100), atomically;
+* ``eval.json`` (flat ``{metric: value}``; accuracies/mAPs x100; undefined values, e.g. rho
+  without two objects in a category, as ``null``; plus ``profile``), atomically;
 * ``embeddings.pt``: the test embeddings (SV/MV, both spaces, half-view MV object embeddings),
   the train MV/SV category embeddings and the labels, for the notebook's UMAP and galleries.
 """
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -70,6 +72,9 @@ def evaluate(cfg: PiroConfig, run_dir: str | Path, data: Mapping[str, MultiViewS
             "category_names": list(tr.category_names),
             "backend": backend,
         })
-    write_json(run_dir / "eval.json", metrics)
-    log.info("piro eval %s: %s", run_dir.name, {k: round(v, 2) for k, v in metrics.items() if isinstance(v, float)})
+    metrics["profile"] = cfg.profile
+    write_json(run_dir / "eval.json", {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                                       for k, v in metrics.items()})
+    log.info("piro eval %s: %s", run_dir.name,
+             {k: round(v, 2) for k, v in metrics.items() if isinstance(v, float) and math.isfinite(v)})
     return metrics

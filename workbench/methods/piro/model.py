@@ -178,8 +178,11 @@ def build_model(model_cfg, backbone_factory: Callable[..., nn.Module] | None = N
     """
     if backbone_factory is None:
         from ...nn import build_backbone as backbone_factory  # type: ignore[no-redef]
-    backbone = backbone_factory(model_cfg.backbone, pretrained=model_cfg.pretrained,
-                                **dict(getattr(model_cfg, "backbone_kwargs", {}) or {}))
+    kwargs = dict(getattr(model_cfg, "backbone_kwargs", {}) or {})
+    try:
+        backbone = backbone_factory(model_cfg.backbone, pretrained=model_cfg.pretrained, **kwargs)
+    except TypeError as e:
+        raise ConfigError(f"model.backbone_kwargs {kwargs} do not fit backbone '{model_cfg.backbone}': {e}") from None
     feat_dim = getattr(backbone, "out_channels", None)
     if feat_dim is None:
         raise ConfigError(f"backbone '{model_cfg.backbone}' does not expose out_channels")

@@ -129,6 +129,8 @@ class LossSection(Config):
     """L_eqv: regressed points of an affinely warped image vs the warped points (MSE)."""
     equiv_mirror: float = 0.1
     """Flip consistency: camera (scale, centre), rotation angle and translation of the flipped image."""
+    equiv_fraction: float = 1.0
+    """Fraction of the batch (before flipping) that also goes through the warped-image branch."""
     equiv_degrees: float = 40.0
     equiv_translate: float = 0.15
     equiv_scale: tuple[float, float] = (0.7, 1.2)
@@ -152,6 +154,10 @@ class TrainSection(TrainConfig):
     """Rigid warm-up: the shape is the template (no basis) before this iteration."""
     basis_lr: float = 1e-2
     """Learning rate of the basis (its own Adam group in the official code)."""
+    head_lr: float = 0.0
+    """Learning rate of the point head (0 = ``lr``). Adam moves each of its 4096 x 3N weights by
+    ~lr per step in a coherent direction, so the head's outputs move ~lr x 4096 x |feature| per
+    step: a lower head rate keeps tanh from saturating when ``lr`` is raised for short runs."""
     num_threads: int = 0
     """torch intra-op threads during training (0 = leave torch's default)."""
 
@@ -206,12 +212,13 @@ class TTPConfig(Config):
         },
         "quick": {
             "profile": "quick",
-            "data": {"profile": "quick", "image_size": 64},
+            "data": {"profile": "quick", "image_size": 48, "variant": "white"},
             "template": {"level": 2},
             "model": {"backbone": "resnet18", "num_basis": 16},
-            "render": {"size": 64},
-            "train": {"iterations": 400, "rigid_iters": 150, "batch_size": 8, "lr": 5e-4,
-                      "log_every": 10, "checkpoint_every": 100, "eval_every": 0},
+            "render": {"size": 48},
+            "loss": {"equiv_fraction": 0.5},
+            "train": {"iterations": 300, "rigid_iters": 100, "batch_size": 8, "lr": 1e-3, "head_lr": 1e-4,
+                      "log_every": 10, "checkpoint_every": 100, "eval_every": 0, "num_threads": 0},
             "eval": {"max_images": 200, "transfer_pairs": 200, "voxel_max_images": 60},
         },
         "full": {

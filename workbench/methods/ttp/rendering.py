@@ -73,19 +73,20 @@ def _soft_pass(xy: Tensor, z: Tensor, faces: Tensor, image_size: int, sigma_px: 
 
 
 def _silhouette(fr_soft, fr_hard, sig: float) -> Tensor:
-    """SoftRas alpha ``1 - prod_k (1 - sigmoid(-d_k / sigma))`` over the soft pass's K faces plus
-    the face that covers the pixel in the hard pass.
+    """Soft silhouette with an opaque interior: 1 where a face covers the pixel centre (hard pass),
+    SoftRas' ``1 - prod_k (1 - sigmoid(-d_k / sigma))`` over the soft pass's K faces elsewhere.
 
-    With a blur radius the K slots hold the K nearest faces (in depth) *around* a pixel; on a
-    dense mesh the face that actually covers it can fall outside the top K, which punches holes
-    into the silhouette. Adding the hard pass's covering face (once) removes them.
+    Plain SoftRas alpha dips to ~0.75 along every *internal* edge (each of the two faces sharing it
+    contributes ~0.5 near the edge), and on dense meshes the face that covers a pixel can fall out
+    of the K slots of a blurred pass (holes). Both are artefacts, not silhouette: the interior is
+    set to 1 and the gradient comes from the soft fringe outside the covered pixels, which moves
+    the silhouette boundary outwards (pixels that should be on) or inwards (pixels that should be
+    off) as SoftRas does.
     """
     p = torch.sigmoid(-fr_soft.dists / sig) * (fr_soft.pix_to_face >= 0)
-    cover = fr_hard.pix_to_face[..., :1]                                     # (B, S, S, 1)
-    p = torch.where((fr_soft.pix_to_face == cover) & (cover >= 0), torch.zeros_like(p), p)
-    p_cover = torch.where(cover[..., 0] >= 0, torch.sigmoid(-fr_hard.dists[..., 0] / sig),
-                          torch.zeros_like(p[..., 0]))
-    alpha = 1.0 - (1.0 - p_cover) * torch.prod(1.0 - p, dim=-1)
+    soft = 1.0 - torch.prod(1.0 - p, dim=-1)
+    covered = fr_hard.pix_to_face[..., 0] >= 0
+    alpha = torch.where(covered, torch.ones_like(soft), soft)
     return alpha[:, None]
 
 

@@ -132,9 +132,10 @@ class TTPObjective(torch.nn.Module):
         terms["cycle"] = cyc
         terms["visibility"] = visibility_loss(out.vis, r.visibility)
         if L.equivariance > 0 or L.equiv_mirror > 0:
-            x_w, _, M = self.augment(x[:B])
-            u_w, _ = core.regress(x_w) if not hasattr(model, "module") else model.module.regress(x_w)
-            eqv = equivariance_loss(u_w, out.u[:B], M)
+            Be = max(1, int(round(B * L.equiv_fraction)))
+            x_w, _, M = self.augment(x[:Be])
+            u_w, _ = core.regress(x_w)
+            eqv = equivariance_loss(u_w, out.u[:Be], M)
             if flip:
                 eqv = eqv + (out.u[B:] - flip_points(out.u[:B], core.shape.symmetry)).pow(2).sum(-1).mean()
                 terms["equiv_mirror"] = mirror_consistency(_half(out, slice(0, B)), _half(out, slice(B, 2 * B)))
@@ -172,9 +173,12 @@ class TTPObjective(torch.nn.Module):
 
 def _optimizer(model: TTPModel, cfg: TTPConfig) -> torch.optim.Optimizer:
     basis = [model.shape.basis] if model.shape.num_basis > 0 else []
-    basis_ids = {id(p) for p in basis}
-    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in basis_ids]
+    head = list(model.head.parameters()) if cfg.train.head_lr > 0 else []
+    special = {id(p) for p in basis + head}
+    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in special]
     groups = [{"params": rest, "lr": cfg.train.lr}]
+    if head:
+        groups.append({"params": head, "lr": cfg.train.head_lr})
     if basis:
         groups.append({"params": basis, "lr": cfg.train.basis_lr})
     t = cfg.train
