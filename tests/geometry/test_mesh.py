@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from workbench.core.errors import DataError, ShapeError
-from workbench.geometry import (Meshes, cuboid_mesh, ico_sphere, load_obj, load_ply, read_obj, read_ply, save_obj,
-                                save_ply, subdivide)
+from workbench.geometry import (Meshes, cuboid_mesh, ico_sphere, load_obj, load_ply, loop_subdivide, read_obj,
+                                read_ply, save_obj, save_ply, subdivide)
 
 
 @pytest.mark.parametrize("level", [0, 1, 2, 3, 4])
@@ -136,3 +136,32 @@ def test_io_errors_name_the_file_and_leave_nothing_behind(tmp_path):
     with pytest.raises(ShapeError):
         save_ply(tmp_path / "out.ply", torch.zeros(3, 3), torch.tensor([[0, 1, 5]]))
     assert not (tmp_path / "out.ply").exists() and not list(tmp_path.glob(".out.ply*"))
+
+
+def test_loop_subdivision_weights_and_invariances():
+    ico = ico_sphere(0)
+    out = loop_subdivide(ico)
+    mid = subdivide(ico)
+    assert torch.equal(out.faces_packed(), mid.faces_packed())
+    v = ico.verts_packed()
+    e = ico.edges_packed()
+    # valence-5 vertex rule (Loop's beta) and interior edge rule 3/8, 3/8, 1/8, 1/8
+    beta = (5 / 8 - (3 / 8 + math.cos(2 * math.pi / 5) / 4) ** 2) / 5
+    nbrs = torch.cat([e[e[:, 0] == 0, 1], e[e[:, 1] == 0, 0]])
+    assert torch.allclose(out.verts_packed()[0], (1 - 5 * beta) * v[0] + beta * v[nbrs].sum(0), atol=1e-6)
+    f = ico.faces_packed()
+    e0 = e[0]
+    opp = [int(fc[(fc != e0[0]) & (fc != e0[1])]) for fc in f if (fc == e0[0]).any() and (fc == e0[1]).any()]
+    expect = 0.375 * (v[e0[0]] + v[e0[1]]) + 0.125 * (v[opp[0]] + v[opp[1]])
+    assert torch.allclose(out.verts_packed()[12], expect, atol=1e-6)
+    assert (out.verts_packed().norm(dim=1) < 1.0).all()  # smoothing shrinks a convex polyhedron
+    # affine invariance, and a planar patch (with boundary rules) stays planar
+    A = torch.tensor([[1.2, 0.1, 0.0], [0.0, 0.9, 0.3], [0.2, 0.0, 1.1]])
+    t = torch.tensor([0.3, -0.2, 0.5])
+    moved = loop_subdivide(Meshes([v @ A.T + t], [f]))
+    assert torch.allclose(moved.verts_packed(), out.verts_packed() @ A.T + t, atol=1e-5)
+    quad = Meshes([torch.tensor([[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0]])], [torch.tensor([[0, 1, 2], [1, 3, 2]])])
+    q1 = loop_subdivide(quad).verts_packed()
+    assert torch.allclose(q1[0], torch.tensor([0.125, 0.125, 0.0]))  # boundary rule 3/4 v + 1/8 (b0 + b1)
+    q = loop_subdivide(loop_subdivide(quad)).verts_packed()
+    assert torch.allclose(q[:, 2], torch.zeros(len(q)))

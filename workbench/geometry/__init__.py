@@ -6,8 +6,8 @@ from .cameras import (CamerasBase, FoVOrthographicCameras, FoVPerspectiveCameras
                       PerspectiveCameras, camera_position_from_spherical_angles, cameras_from_pose,
                       get_ndc_to_screen_transform, get_screen_to_ndc_transform, look_at_view_transform,
                       pinhole_cameras, pixel_centers_ndc, project_points_pinhole, weak_perspective_project)
-from .mesh import (Meshes, cuboid_mesh, ico_sphere, join_meshes_as_batch, load_obj, load_ply, read_obj,
-                   read_ply, save_obj, save_ply, subdivide)
+from .mesh import (Meshes, cuboid_mesh, ico_sphere, join_meshes_as_batch, load_obj, load_ply, loop_subdivide,
+                   read_obj, read_ply, save_obj, save_ply, subdivide)
 from .pose import (camera_center_from_rt, camera_position, inplane_rotation, look_at_rotation, pose_summary,
                    pose_to_rt, rotation_error, rt_to_pose)
 from .transforms import Transform3d
@@ -24,7 +24,7 @@ __all__ = [
     "get_ndc_to_screen_transform", "get_screen_to_ndc_transform", "look_at_view_transform",
     "pinhole_cameras", "pixel_centers_ndc", "project_points_pinhole", "weak_perspective_project",
     "Meshes", "cuboid_mesh", "ico_sphere", "join_meshes_as_batch", "load_obj", "load_ply", "read_obj",
-    "read_ply", "save_obj", "save_ply", "subdivide",
+    "read_ply", "save_obj", "save_ply", "subdivide", "loop_subdivide",
     "camera_center_from_rt", "camera_position", "inplane_rotation", "look_at_rotation", "pose_summary",
     "pose_to_rt", "rotation_error", "rt_to_pose", "Transform3d",
     "ICPSolution", "SimilarityTransform", "apply_similarity", "corresponding_points_alignment", "icp",

@@ -11,7 +11,9 @@ A ``Meshes`` is immutable: ``offset_verts``/``update_padded`` return new objects
 quantities are cached. Gradients flow from every view back to the input vertices.
 
 Primitives: :func:`ico_sphere` (pytorch3d's icosphere with its vertex order), :func:`cuboid_mesh`
-(the gridded box of neural mesh models), :func:`subdivide` (pytorch3d ``SubdivideMeshes`` order).
+(the gridded box of neural mesh models), :func:`subdivide` (pytorch3d ``SubdivideMeshes``: midpoint
+subdivision and its vertex/face order) and :func:`loop_subdivide` (Loop's smoothing weights on the
+same topology and order).
 Mesh file IO lives in :mod:`workbench.geometry.mesh_io` and is re-exported here.
 """
 from __future__ import annotations
@@ -23,7 +25,7 @@ import torch
 
 from ..core.errors import ShapeError
 
-__all__ = ["Meshes", "join_meshes_as_batch", "ico_sphere", "cuboid_mesh", "subdivide",
+__all__ = ["Meshes", "join_meshes_as_batch", "ico_sphere", "cuboid_mesh", "subdivide", "loop_subdivide",
            "load_ply", "save_ply", "read_ply", "load_obj", "save_obj", "read_obj"]
 
 
@@ -404,6 +406,53 @@ def subdivide(meshes: Meshes, feats: Optional[torch.Tensor] = None):
     if feats is not None:
         return out, torch.cat(new_feats, 0)
     return out
+
+
+def loop_subdivide(meshes: Meshes) -> Meshes:
+    """Loop subdivision: the topology and vertex order of :func:`subdivide`, with Loop's weights.
+
+    Edge points: ``3/8 (a + b) + 1/8 (c + d)`` (c, d the opposite vertices; boundary edges: midpoint).
+    Old vertices: ``(1 - n beta) v + beta sum(neighbours)`` with Loop's
+    ``beta = (5/8 - (3/8 + cos(2 pi / n) / 4)^2) / n``; boundary vertices ``3/4 v + 1/8 (b0 + b1)``.
+    Linear in the input vertices, hence differentiable.
+    """
+    topo = subdivide(meshes)
+    verts = meshes.verts_packed()
+    faces = meshes.faces_packed()
+    edges = meshes.edges_packed()
+    f2e = meshes.faces_packed_to_edges_packed()
+    V, E = verts.shape[0], edges.shape[0]
+    opp_sum = torch.zeros(E, 3, dtype=verts.dtype, device=verts.device).index_add(
+        0, f2e.reshape(-1), verts.index_select(0, faces.reshape(-1)))
+    opp_cnt = torch.bincount(f2e.reshape(-1), minlength=E)
+    a, b = verts.index_select(0, edges[:, 0]), verts.index_select(0, edges[:, 1])
+    interior = (opp_cnt == 2)[:, None]
+    edge_pts = torch.where(interior, 0.375 * (a + b) + 0.125 * opp_sum, 0.5 * (a + b))
+    # vertex rule
+    src = torch.cat([edges[:, 0], edges[:, 1]])
+    dst = torch.cat([edges[:, 1], edges[:, 0]])
+    n = torch.bincount(src, minlength=V).to(verts.dtype)
+    nb_sum = torch.zeros_like(verts).index_add(0, src, verts.index_select(0, dst))
+    beta = torch.where(n > 0, (0.625 - (0.375 + 0.25 * torch.cos(2 * math.pi / n.clamp_min(1))) ** 2)
+                       / n.clamp_min(1), torch.zeros_like(n))
+    new_old = (1 - n * beta)[:, None] * verts + beta[:, None] * nb_sum
+    bnd = (opp_cnt == 1)
+    if bool(bnd.any()):
+        be = edges[bnd]
+        bsrc = torch.cat([be[:, 0], be[:, 1]])
+        bdst = torch.cat([be[:, 1], be[:, 0]])
+        on_bnd = torch.zeros(V, dtype=torch.bool, device=verts.device)
+        on_bnd[bsrc] = True
+        bsum = torch.zeros_like(verts).index_add(0, bsrc, verts.index_select(0, bdst))
+        new_old = torch.where(on_bnd[:, None], 0.75 * verts + 0.125 * bsum, new_old)
+    # reassemble per mesh in subdivide()'s order: [old vertices; edge points of that mesh]
+    nv = meshes.num_verts_per_mesh().tolist()
+    ne = torch.bincount(meshes.edges_packed_to_mesh_idx(), minlength=len(meshes)).tolist()
+    out, vo, eo = [], 0, 0
+    for i in range(len(meshes)):
+        out.append(torch.cat([new_old[vo:vo + nv[i]], edge_pts[eo:eo + ne[i]]], 0))
+        vo, eo = vo + nv[i], eo + ne[i]
+    return Meshes(out, topo.faces_list())
 
 
 # -- primitives ----------------------------------------------------------------------------------

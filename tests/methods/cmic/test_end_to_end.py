@@ -35,10 +35,15 @@ def test_smoke_predictions_and_shape_metrics_are_consistent(smoke_run):
     hit = p["seen_topk"][:, 0] == p["gt"]
     assert hit.float().mean().item() == pytest.approx(m["top1"])
     assert (p["seen_scores"][:, :-1] >= p["seen_scores"][:, 1:]).all()  # ranked best first
-    if "seen_d_hau" in p:   # the retrieved shape is the ground truth: distance 0, IoU 1
-        assert (p["seen_d_hau"][hit] == 0).all() and (p["seen_iou"][hit] == 1).all()
-        assert (p["seen_d_hau"][~hit] > 0).all() and (p["seen_iou"][~hit] < 1).all()
-        assert 0 < m["unseen_d_hau"] and 0 <= m["unseen_iou"] < 1
+    # the retrieved shape is the ground truth: distance 0, IoU 1; another shape: both worse
+    assert (p["seen_d_hau"][hit] == 0).all() and (p["seen_iou"][hit] == 1).all()
+    assert (p["seen_d_hau"][~hit] > 0).all() and (p["seen_iou"][~hit] < 1).all()
+    assert m["d_hau"] == pytest.approx(p["seen_d_hau"].mean().item())
+    # the unseen gallery never holds the ground truth
+    assert (p["unseen_d_hau"] > 0).all() and 0 < m["unseen_d_hau"] and 0 <= m["unseen_iou"] < 1
+    assert m["unseen_d_hau"] > m["d_hau"]
+    # colour-shift evaluation ran on the same photos
+    assert 0 <= m["recolour_top1"] <= 1 and (p["recolour_source"] != torch.arange(len(hit))).all()
 
 
 def test_resume_is_a_no_op_and_tables_show_ours_beside_the_paper(smoke_run):

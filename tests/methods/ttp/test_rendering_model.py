@@ -45,8 +45,9 @@ def test_texture_resynthesis_is_the_identity_when_uv_equals_position():
 
 def test_zbuffer_visibility_hides_the_back_quad():
     S = 16
-    front_xy, front_z = _quad(-0.5, -0.5, 0.5, 0.5, 1.0)
-    back_xy, back_z = _quad(-0.25, -0.25, 0.25, 0.25, 2.0)      # fully behind the front one
+    # (off-grid coordinates: no pixel centre lies exactly on the quads' diagonals)
+    front_xy, front_z = _quad(-0.47, -0.51, 0.53, 0.49, 1.0)
+    back_xy, back_z = _quad(-0.23, -0.27, 0.21, 0.26, 2.0)      # fully behind the front one
     side_xy, side_z = _quad(0.6, 0.6, 0.9, 0.9, 3.0)            # far but unoccluded
     xy = torch.cat([front_xy, back_xy, side_xy])[None]
     z = torch.cat([front_z, back_z, side_z])[None]

@@ -197,9 +197,14 @@ class TTPModel(nn.Module):
                                        None if rigid else self.shape.basis.to(dtype), self.gamma.to(dtype),
                                        s, c, iterations=iterations, R_init=R_init, t_init=t_init,
                                        options=self.solver_options, rigid=rigid)
+        coeffs = out.coeffs
+        if coeffs.shape[1] != self.shape.num_basis:          # rigid pass: zero coefficients
+            coeffs = u.new_zeros(u.shape[0], self.shape.num_basis)
+            for h in out.history:
+                h.coeffs = coeffs
         proj, depth = screen_points(out.verts, out.R, out.t, s, c)
         return TTPOutput(u=u, vis=vis, weights=w, scale=s, centre=c, R=out.R, t=out.t,
-                         rotvec=out.rotvec, coeffs=out.coeffs, verts=out.verts, proj=proj,
+                         rotvec=out.rotvec, coeffs=coeffs, verts=out.verts, proj=proj,
                          depth=depth, history=out.history)
 
     def forward(self, images: Tensor, iterations: int | None = None, rigid: bool | None = None
