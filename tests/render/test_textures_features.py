@@ -1,11 +1,10 @@
 """Textures, interpolation, analytic blending, feature rendering, visibility and ray casting."""
 import math
 
-import pytest
 import torch
 
 from workbench.geometry import FoVPerspectiveCameras, Meshes, cuboid_mesh, ico_sphere, pinhole_cameras, pose_to_rt
-from workbench.render import (BlendParams, MeshRasterizer, RasterizationSettings, TexturesUV, TexturesVertex,
+from workbench.render import (BlendParams, MeshRasterizer, RasterizationSettings, TexturesUV,
                               interpolate_face_attributes, layered_rgb_blend, raycast_mesh, rasterize_meshes,
                               render_features, render_mask_depth, sample_image_at_points, softmax_rgb_blend,
                               vertex_visibility)

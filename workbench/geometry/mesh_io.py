@@ -13,8 +13,6 @@ Polygons with more than three corners are fan-triangulated on reading.
 """
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 

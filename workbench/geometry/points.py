@@ -14,7 +14,7 @@ Batches are padded tensors ``(N, P, D)`` with optional ``lengths (N,)``.
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Tuple, Union
+from typing import NamedTuple, Optional, Tuple
 
 import torch
 

@@ -34,7 +34,7 @@ from typing import List, Optional, Tuple
 import torch
 
 from ..geometry.cameras import pixel_centers_ndc
-from .fragments import Fragments, PackedFragments
+from .fragments import PackedFragments
 
 __all__ = ["rasterize_packed", "pair_terms", "DEFAULT_MAX_PAIRS"]
 

@@ -19,7 +19,7 @@ from typing import Optional, Tuple, Union
 import torch
 import torch.nn as nn
 
-from ..core.errors import RenderError, ShapeError
+from ..core.errors import RenderError
 from ..geometry.cameras import CamerasBase
 from ..geometry.mesh import Meshes
 from .backend import get_backend

@@ -204,6 +204,13 @@ def test_chamfer_and_icp_recover_a_known_rotation():
     aligned, R_est, _ = rigid_icp(moved, pts, iters=40)
     assert chamfer_l1_x10(aligned, pts) < 0.05 < chamfer_l1_x10(moved, pts)
     assert torch.allclose(R_est, R.T, atol=0.02)
+    # the same numbers as workbench.geometry's implementations (pytorch3d contracts)
+    from workbench.geometry import chamfer_l1_x10 as geo_chamfer
+    from workbench.geometry import icp as geo_icp
+
+    assert float(geo_chamfer(moved[None], pts[None])[0]) == pytest.approx(chamfer_l1_x10(moved, pts), rel=1e-4)
+    sol = geo_icp(moved[None], pts[None], max_iterations=40)
+    assert chamfer_l1_x10(sol.Xt[0], pts) == pytest.approx(chamfer_l1_x10(aligned, pts), abs=0.01)
 
 
 # ----------------------------------------------------------------------------- alternate steps

@@ -145,6 +145,34 @@ class _EarlyStop(Callback):
             trainer._stop_requested = True   # finishes this iteration, checkpoints, returns
 
 
+class _PairBatches(torch.utils.data.Dataset):
+    """Batch ``k``: the images of the P pairs of ``sampler[k]`` (anchors then partners) and labels."""
+
+    def __init__(self, sampler: PairSampler, split: MultiViewSplit):
+        self.sampler, self.split = sampler, split
+
+    def __len__(self) -> int:          # nominal; indices come from an infinite sampler
+        return 2 ** 62
+
+    def __getitem__(self, k: int) -> dict[str, torch.Tensor]:
+        a, b, views = self.sampler[k]
+        imgs = self.split.get(torch.cat([a, b]), torch.cat([views, views]))
+        return {"images": imgs, "category": self.split.categories[a]}
+
+
+class _Count:
+    """``start, start + 1, ...`` forever (a DataLoader sampler)."""
+
+    def __init__(self, start: int):
+        self.start = int(start)
+
+    def __iter__(self):
+        k = self.start
+        while True:
+            yield k
+            k += 1
+
+
 def build_criterion(cfg: PiroConfig, num_classes: int) -> PiroCriterion:
     return PiroCriterion(cfg.loss, num_classes, cfg.model.cat_dim, seed=cfg.seed)
 
@@ -190,10 +218,14 @@ def train(cfg: PiroConfig, run_dir: str | Path, data: Mapping[str, MultiViewSpli
 
     sampler = PairSampler(tr.categories.numpy(), tcfg.batch_size, tr.num_views, cfg.sampling.n_views, seed=cfg.seed)
 
-    def make_batch(k: int) -> dict[str, torch.Tensor]:
-        a, b, views = sampler[k]
-        imgs = tr.get(torch.cat([a, b]), torch.cat([views, views]))
-        return {"images": imgs, "category": tr.categories[a]}
+    batch_source = _PairBatches(sampler, tr)
+    if tr.images is not None or cfg.data.workers == 0:
+        batches = step_batches(batch_source.__getitem__)
+    else:   # read from disk in DataLoader workers; batch k still depends only on (seed, k)
+        def batches(start: int):
+            return iter(torch.utils.data.DataLoader(batch_source, batch_size=None, sampler=_Count(start),
+                                                    num_workers=cfg.data.workers, persistent_workers=False,
+                                                    pin_memory=torch.cuda.is_available()))
 
     augment = cfg.sampling.augment
 
@@ -228,7 +260,7 @@ def train(cfg: PiroConfig, run_dir: str | Path, data: Mapping[str, MultiViewSpli
         cbs.append(_EarlyStop(cfg.eval.early_stop_ratio, run_dir))
     trainer = Trainer(model, optimizer, run_dir, tcfg, scheduler=scheduler, callbacks=cbs, config=cfg,
                       state={"criterion": criterion})
-    result = trainer.fit(step_fn, step_batches(make_batch), eval_fn)
+    result = trainer.fit(step_fn, batches, eval_fn)
     return {"status": result.status, "step": result.step, "last_train": result.last_train,
             "last_eval": result.last_eval, "elapsed_s": getattr(result, "elapsed_s", None)}
 

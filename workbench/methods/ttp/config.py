@@ -65,7 +65,13 @@ class ModelSection(Config):
     num_basis: int = 16
     """K, deformation basis components; 0 = the rigid model."""
     basis_init: float = 0.01
-    """Basis initialised uniform in [0, basis_init) per coordinate (official ``rand * 0.01``)."""
+    """Basis initialised uniform in [0, basis_init) per coordinate (official ``rand * 0.01``), in
+    units of ``shape_unit``."""
+    shape_unit: float = 0.17
+    """The official template's standard deviation (bird.obj: 0.17). Our template is normalised to
+    1 for the camera; the basis parameters and the shape priors are expressed in the official units
+    so that the official initialisation, basis learning rate and prior weights keep their meaning
+    (with 1 the priors are (1/0.17)^2 ~ 35x stronger relative to the image losses)."""
     gamma_init: float = 1.0
     """Ridge weight gamma of the closed-form shape step (official ``exp(w)`` with w = 0)."""
     learn_gamma: bool = True
@@ -204,10 +210,10 @@ class TTPConfig(Config):
             "model": {"backbone": "small_cnn", "num_basis": 4, "solver_iterations": 2,
                       "feat_channels": 32, "feat_grid": 2},
             "render": {"size": 32},
-            "loss": {"coverage_points": 100},
-            "train": {"iterations": 6, "rigid_iters": 3, "batch_size": 4, "lr": 1e-3,
-                      "log_every": 2, "checkpoint_every": 3, "eval_every": 0, "progress": False},
-            "eval": {"max_images": 8, "transfer_pairs": 8, "voxel_max_images": 2, "voxel_res": 16,
+            "loss": {"coverage_points": 100, "equiv_fraction": 0.5},
+            "train": {"iterations": 20, "rigid_iters": 10, "batch_size": 4, "lr": 1e-3, "head_lr": 1e-3,
+                      "log_every": 4, "checkpoint_every": 12, "eval_every": 0, "progress": False},
+            "eval": {"max_images": 8, "transfer_pairs": 16, "voxel_max_images": 2, "voxel_res": 16,
                      "iterations": [1, 2], "batch_size": 8},
         },
         "quick": {

@@ -39,7 +39,7 @@ from .train import build_model, load_template, threads
 
 log = logging.getLogger(__name__)
 
-__all__ = ["evaluate", "load_trained", "predict", "voxelize", "voxel_iou_meshes", "gt_rotation_ttp",
+__all__ = ["evaluate", "evaluate_model", "load_eval_dataset", "load_trained", "predict", "voxelize", "voxel_iou_meshes", "gt_rotation_ttp",
            "transfer_keypoints"]
 
 # TTP's camera frame (x right, y down, z forward) vs pytorch3d's view frame (+X left, +Y up, +Z in)
@@ -236,32 +236,42 @@ def _iou3d(out: TTPOutput, ds: TTPDataset, model: TTPModel, cfg: TTPConfig) -> d
     return {"iou3d": float(np.mean(vals)), "iou3d_template": float(np.mean(vals_t)), "iou3d_n": n}
 
 
+def evaluate_model(model: TTPModel, cfg: TTPConfig, ds: TTPDataset) -> dict:
+    """All metrics of ``model`` on ``ds`` (see the module docstring); nothing is written."""
+    iters = sorted(set(cfg.eval.iterations) | {cfg.model.solver_iterations})
+    outs = predict(model, ds, cfg.eval.batch_size, iterations=max(iters))
+    result: dict = {"profile": cfg.profile, "category": ds.category, "split": ds.split, "n_images": len(ds),
+                    "num_basis": model.shape.num_basis, "rigid": bool(model.rigid),
+                    "keypoint_supervision": cfg.loss.keypoint > 0, "gamma": float(model.gamma.detach())}
+    per_iter = {}
+    final = None
+    for k in iters:
+        out_k = _cat(outs, k)
+        per_iter[str(k)] = _metrics_at(out_k, ds, model, cfg)
+        if k == cfg.model.solver_iterations:
+            final = out_k
+    result["iterations"] = per_iter
+    result.update(per_iter[str(cfg.model.solver_iterations)])
+    result.update(_transfer(final, ds, cfg))
+    result.update(_iou3d(final, ds, model, cfg))
+    result["reprojection_rmse"] = float((final.u - final.proj).pow(2).sum(-1).mean().sqrt())
+    return result
+
+
+def load_eval_dataset(cfg: TTPConfig) -> TTPDataset:
+    """The evaluation split of ``cfg`` (``eval.split``, ``data.variant``, capped at ``eval.max_images``)."""
+    return TTPDataset(dataset_root(cfg.data), cfg.eval.split, cfg.data.variant, cfg.data.image_size,
+                      cfg.eval.max_images)
+
+
 def evaluate(cfg: TTPConfig, run_dir: str | Path, write: bool = True) -> dict:
     """Evaluate the run in ``run_dir`` on ``cfg.eval.split``; writes ``eval.json`` atomically."""
     run_dir = Path(run_dir)
     with threads(cfg.train.num_threads):
-        root = dataset_root(cfg.data)
-        ds = TTPDataset(root, cfg.eval.split, cfg.data.variant, cfg.data.image_size, cfg.eval.max_images)
+        ds = load_eval_dataset(cfg)
         template = load_template(cfg, ds.category or cfg.data.category)
         model = load_trained(cfg, run_dir, template)
-        iters = sorted(set(cfg.eval.iterations) | {cfg.model.solver_iterations})
-        K = max(iters)
-        outs = predict(model, ds, cfg.eval.batch_size, iterations=K)
-        result: dict = {"profile": cfg.profile, "category": ds.category, "split": ds.split, "n_images": len(ds),
-                        "num_basis": model.shape.num_basis, "rigid": bool(model.rigid),
-                        "keypoint_supervision": cfg.loss.keypoint > 0, "gamma": float(model.gamma.detach())}
-        per_iter = {}
-        for k in iters:
-            out_k = _cat(outs, k)
-            mk = _metrics_at(out_k, ds, model, cfg)
-            if k == cfg.model.solver_iterations:
-                final = out_k
-            per_iter[str(k)] = mk
-        result["iterations"] = per_iter
-        result.update(per_iter[str(cfg.model.solver_iterations)])
-        result.update(_transfer(final, ds, cfg))
-        result.update(_iou3d(final, ds, model, cfg))
-        result["reprojection_rmse"] = float((final.u - final.proj).pow(2).sum(-1).mean().sqrt())
+        result = evaluate_model(model, cfg, ds)
     if write:
         write_json(run_dir / "eval.json", result)
     return result

@@ -78,10 +78,18 @@ class PointHead(nn.Module):
 
 
 class DeformableShape(nn.Module):
-    """Template ``T`` (fixed buffers) plus the learnable low-rank basis ``B`` (K, N, 3)."""
+    """Template ``T`` (fixed buffers) plus the learnable low-rank basis ``B`` (K, N, 3).
 
-    def __init__(self, template: Template, num_basis: int, basis_init: float = 0.01):
+    Units: the template is normalised to a per-axis RMS radius of 1 (what the weak-perspective
+    camera with ``s = std(u)`` expects), but the basis parameters live in the official template's
+    units (bird.obj has std ``unit`` = 0.17): ``B = basis / unit``. So the official initialisation
+    (``rand * 0.01``) and basis learning rate (1e-2) keep their meaning, and so do the official
+    shape-prior weights, which :func:`~.priors.shape_priors` evaluates on ``unit * V``.
+    """
+
+    def __init__(self, template: Template, num_basis: int, basis_init: float = 0.01, unit: float = 1.0):
         super().__init__()
+        self.unit = float(unit)
         self.register_buffer("template", template.verts.clone().float())
         self.register_buffer("faces", template.faces.clone().long())
         self.register_buffer("keypoint_ids", template.keypoint_ids.clone().long())
@@ -94,11 +102,16 @@ class DeformableShape(nn.Module):
     def num_verts(self) -> int:
         return int(self.template.shape[0])
 
+    @property
+    def effective_basis(self) -> Tensor:
+        """(K, N, 3) basis in template units."""
+        return self.basis / self.unit
+
     def forward(self, coeffs: Tensor) -> Tensor:
         """(B, K) coefficients -> (B, N, 3) vertices."""
         if self.num_basis == 0:
             return self.template.expand(coeffs.shape[0], -1, -1)
-        return deform(self.template, self.basis, coeffs)
+        return deform(self.template, self.effective_basis, coeffs)
 
 
 @dataclass
@@ -156,7 +169,7 @@ class TTPModel(nn.Module):
             side = template.verts @ SIDE_VIEW.T
             init = 0.6 * side[:, :2] / side[:, :2].abs().max().clamp_min(1e-6)
         self.head = PointHead(self.encoder.out_features, template.num_verts, cfg.head_init_std, init)
-        self.shape = DeformableShape(template, cfg.num_basis, cfg.basis_init)
+        self.shape = DeformableShape(template, cfg.num_basis, cfg.basis_init, cfg.shape_unit)
         log_gamma = torch.tensor(math.log(cfg.gamma_init))
         if cfg.learn_gamma:
             self.log_gamma = nn.Parameter(log_gamma)
@@ -194,7 +207,7 @@ class TTPModel(nn.Module):
         with torch.autocast(device_type=u.device.type, enabled=False):
             s, c = camera_from_points(u.to(dtype))
             out = solve_pose_and_shape(u.to(dtype), w.to(dtype), self.shape.template.to(dtype),
-                                       None if rigid else self.shape.basis.to(dtype), self.gamma.to(dtype),
+                                       None if rigid else self.shape.effective_basis.to(dtype), self.gamma.to(dtype),
                                        s, c, iterations=iterations, R_init=R_init, t_init=t_init,
                                        options=self.solver_options, rigid=rigid)
         coeffs = out.coeffs

@@ -107,16 +107,22 @@ def arap_energy(verts: Tensor, rest: Tensor, faces: Tensor, weights: tuple[Tenso
 
 
 def shape_priors(shape, verts: Tensor, loss_cfg) -> dict[str, Tensor]:
-    """The weighted-later shape-prior terms for deformed vertices (B, N, 3) of a
-    :class:`~.model.DeformableShape` (only the terms with a positive weight are computed)."""
-    T, faces = shape.template, shape.faces
+    """The shape-prior terms (unweighted) for deformed vertices (B, N, 3) of a
+    :class:`~.model.DeformableShape`; only the terms with a positive weight are computed.
+
+    Evaluated in the official template units (``shape.unit`` x template units), see
+    :class:`~.model.DeformableShape`.
+    """
+    unit = getattr(shape, "unit", 1.0)
+    T, faces = shape.template * unit, shape.faces
+    verts = verts * unit
     out: dict[str, Tensor] = {}
     if loss_cfg.laplacian > 0:
         out["laplacian"] = cot_laplacian_loss(verts, faces)
     need_w = loss_cfg.arap > 0 or (loss_cfg.arap_basis > 0 and shape.num_basis > 0)
     w = None
     if need_w:
-        key = (T.data_ptr(), faces.data_ptr(), str(T.device))
+        key = (shape.template.data_ptr(), faces.data_ptr(), str(T.device), unit)
         cache = getattr(shape, "_ttp_cot_cache", None)
         if cache is None or cache[0] != key:
             with torch.no_grad():
@@ -126,7 +132,7 @@ def shape_priors(shape, verts: Tensor, loss_cfg) -> dict[str, Tensor]:
     if loss_cfg.arap > 0:
         out["arap"] = arap_energy(verts, T, faces, w)
     if shape.num_basis > 0:
-        basis_meshes = T[None] + shape.basis
+        basis_meshes = T[None] + shape.effective_basis * unit
         if loss_cfg.laplacian_basis > 0:
             out["laplacian_basis"] = uniform_laplacian_loss(basis_meshes, faces)
         if loss_cfg.arap_basis > 0:

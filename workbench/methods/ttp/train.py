@@ -148,7 +148,8 @@ class TTPObjective(torch.nn.Module):
             terms["keypoint"] = keypoint_loss(out.proj[:, ids], kp, kpv)
         if not rigid:
             terms.update(shape_priors(core.shape, out.verts, L))
-            terms["deformation"] = deformation_magnitude(out.verts, core.shape.template)
+            unit = core.shape.unit
+            terms["deformation"] = deformation_magnitude(out.verts * unit, core.shape.template * unit)
         weights = {"mask": L.mask, "texture": L.texture, "chamfer_inside": L.chamfer_inside,
                    "chamfer_coverage": L.chamfer_coverage, "cycle": L.cycle, "visibility": L.visibility,
                    "equivariance": L.equivariance, "equiv_mirror": L.equiv_mirror, "keypoint": L.keypoint,

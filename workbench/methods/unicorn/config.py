@@ -167,7 +167,9 @@ class UnicornConfig(Config):
     loss: LossSection = field(default_factory=LossSection)
     swap: SwapSection = field(default_factory=SwapSection)
     train: TrainSection = field(default_factory=lambda: TrainSection(
-        iterations=750000, batch_size=32, lr=1e-4, optimizer="adam", checkpoint_every=5000, log_every=100))
+        iterations=750000, batch_size=32, lr=1e-4, optimizer="adam", checkpoint_every=5000, log_every=100,
+        find_unused_parameters=True))
+    """``find_unused_parameters``: each alternate step leaves one parameter group without gradients (DDP)."""
     eval: EvalSection = field(default_factory=EvalSection)
 
     PROFILES = {
