@@ -144,3 +144,26 @@ def test_grid_search_shifted_principal_equals_direct_rendering():
     vidx, bary = fragments_to_local(fr, faces_packed, torch.arange(P) * K, torch.arange(P))
     ref = fragment_loss(G, bgmax, vidx[None], bary[None])[0]
     assert torch.allclose(got, ref, atol=1e-6)
+
+
+def test_augmentation_keeps_projections_on_the_object():
+    """Zoom + shift the image; the cuboid rendered with the adjusted intrinsics covers the warped mask."""
+    from workbench.methods.compnet3d.train import augment_batch
+
+    v, f = _mesh((1.0, 0.7, 0.5), 100)
+    B, H, W = 4, 64, 64
+    R, T = pose_to_rt(torch.tensor([0.3, 1.2, 2.5, 4.0]), torch.tensor([0.2, 0.4, 0.1, 0.6]),
+                      torch.tensor([0.0, 0.1, -0.1, 0.05]), torch.full((B,), 3.5))
+    focal = torch.full((B,), 140.0)
+    principal = torch.tensor([[31.0, 33.0], [34.0, 30.0], [32.0, 32.0], [30.0, 35.0]])
+    mask = (rasterize([v] * B, [f] * B, R, T, focal, principal, (H, W)).pix_to_face[..., 0] >= 0).float()[:, None]
+    batch = {"image": mask.expand(B, 3, H, W).clone(), "mask": mask, "focal": focal, "principal": principal}
+    torch.manual_seed(0)
+    out = augment_batch(batch, shift=0.15, scale=(0.8, 1.2))
+    assert not torch.allclose(out["principal"], principal) and not torch.allclose(out["focal"], focal)
+    again = (rasterize([v] * B, [f] * B, R, T, out["focal"], out["principal"], (H, W)).pix_to_face[..., 0] >= 0)
+    warped = out["mask"][:, 0] > 0.5
+    inter = (again & warped).sum((1, 2)).float()
+    union = (again | warped).sum((1, 2)).float()
+    assert (inter / union).min() > 0.9
+    assert torch.allclose(out["image"][:, 0], out["image"][:, 1])

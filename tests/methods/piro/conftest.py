@@ -58,7 +58,7 @@ class TinyCNN(nn.Module):
         return self.net(x)
 
 
-def tiny_backbone(name, pretrained=False):
+def tiny_backbone(name, pretrained=False, **kwargs):
     return TinyCNN()
 
 

@@ -137,3 +137,15 @@ def test_separation_stats_hand():
     # a singleton category is ignored for the inter terms
     s2 = separation_stats(torch.cat([sv, torch.tensor([[[9.0], [9.5]]])]), torch.tensor([0, 0, 1]))
     assert s2["rho"] == pytest.approx(s["rho"])
+
+
+def test_within_category_nn_accuracy():
+    from workbench.methods.piro.retrieval import within_category_nn_accuracy
+
+    # views on a line; objects 0,1 in category 0, object 2 in category 1 sits right next to object 0
+    e = torch.tensor([[0.0], [0.2], [1.0], [1.1], [0.1], [0.15]])
+    obj = torch.tensor([0, 0, 1, 1, 2, 2])
+    cat = torch.tensor([0, 0, 0, 0, 1, 1])
+    # unrestricted 1-NN: view 0 -> 0.1 (obj 2) wrong; restricted to category 0: 0 -> 0.2 (obj 0) right
+    assert nn_other_accuracy(e, obj, backend="torch") < 1.0
+    assert within_category_nn_accuracy(e, obj, cat) == pytest.approx(1.0)

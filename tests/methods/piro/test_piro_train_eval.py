@@ -16,7 +16,7 @@ from workbench.methods.piro.train import augment_views, train
 from conftest import tiny_backbone, toy_splits
 
 OVR = ["train.iterations=60", "train.eval_every=30", "train.checkpoint_every=30", "train.log_every=10",
-       "data.image_size=24", "train.milestones=[]", "model.cat_dim=16", "model.obj_dim=16"]
+       "data.image_size=24", "train.milestones=[]", "model.cat_dim=16", "model.obj_dim=16", "model.pool=avg"]
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +114,32 @@ def test_augment_views_shapes_and_identity():
     torch.testing.assert_close(same, x, atol=1e-5, rtol=0)
     flipped = augment_views(x, max_rot_deg=0.0, scale=(1.0, 1.0), max_shear_deg=0.0, flip_p=1.0)
     torch.testing.assert_close(flipped, x.flip(-1), atol=1e-5, rtol=0)
+
+
+def test_streamed_split_gives_the_same_batches(toy, tmp_path):
+    """A split read from a dataset (full profile) yields exactly the in-memory batches."""
+    from workbench.methods.piro.data import MultiViewSplit
+    from workbench.methods.piro.sampler import PairSampler
+    from workbench.methods.piro.train import _PairBatches
+
+    mem = toy["train"]
+
+    class DS(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(mem)
+
+        def __getitem__(self, i):
+            return {"images": mem.images[i].float() / 255.0, "category": int(mem.categories[i]),
+                    "object": int(mem.objects[i])}
+
+    disk = MultiViewSplit(mem.categories, mem.objects, mem.category_names, dataset=DS(),
+                          image_size=mem.image_size, meta={"views": mem.num_views})
+    s = PairSampler(mem.categories.numpy(), 3, mem.num_views, n_views=4, seed=2)
+    for k in (0, 5):
+        a, b = _PairBatches(s, mem)[k], _PairBatches(s, disk)[k]
+        torch.testing.assert_close(a["images"], b["images"])
+        assert torch.equal(a["category"], b["category"]) and a["images"].shape == (6, 4, 3, 24, 24)
+    cfg = variant_config("piro_de", "smoke", OVR + ["train.iterations=2", "train.eval_every=0", "data.workers=1",
+                                                    "data.in_memory=false"])
+    res = train(cfg, tmp_path / "disk", data={"train": disk, "test": toy["test"]}, backbone_factory=tiny_backbone)
+    assert res["step"] == 2

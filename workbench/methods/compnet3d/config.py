@@ -53,6 +53,9 @@ class ModelSection(Config):
     stage; for the 64 px images of the CPU profiles). The ViT's stride is its patch size 14."""
     width: int = 32
     """Base channel width of the small CNN."""
+    top_stride: int = 32
+    """Small CNN only: stride of its coarsest stage fed to the decoder (32 as ResNet's layer4, or
+    16: a shallower trunk with a smaller receptive field, for small images)."""
     input_size: int = 0
     """Resize images to this height (aspect kept) before the backbone; 0 = native size. The
     feature map then has ``input_size / stride`` rows; correspondences and cameras follow the
@@ -144,6 +147,16 @@ class EvalSection(Config):
 
 
 @dataclass
+class AugmentSection(Config):
+    enabled: bool = True
+    """Random zoom + translation of the training images with matching intrinsics (both models)."""
+    shift: float = 0.125
+    """Maximum translation as a fraction of the image size, per axis."""
+    scale: tuple[float, float] = (0.85, 1.15)
+    """Zoom range."""
+
+
+@dataclass
 class CompNet3DConfig(Config):
     seed: int = 0
     data: DataSection = field(default_factory=DataSection)
@@ -152,6 +165,7 @@ class CompNet3DConfig(Config):
     bank: BankSection = field(default_factory=BankSection)
     pose: PoseSection = field(default_factory=PoseSection)
     eval: EvalSection = field(default_factory=EvalSection)
+    augment: AugmentSection = field(default_factory=AugmentSection)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         iterations=20000, batch_size=32, lr=1e-4, weight_decay=1e-4, optimizer="adam",
         checkpoint_every=1000, eval_every=0, log_every=50))

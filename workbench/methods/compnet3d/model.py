@@ -98,8 +98,8 @@ class StageTrunk(nn.Module):
         self.backbone = backbone
         self.stages = tuple(stages)
         strides = [backbone.stage_strides[s] for s in self.stages]
-        if strides[-1] != 32 or any(b != 2 * a for a, b in zip(strides, strides[1:])):
-            raise ConfigError(f"trunk stages {self.stages} have strides {strides}, expected ..., 8, 16, 32")
+        if any(b != 2 * a for a, b in zip(strides, strides[1:])):
+            raise ConfigError(f"trunk stages {self.stages} have strides {strides}, expected doubling strides")
         self.stride = strides[0]
         self.channels = tuple(backbone.stage_channels[s] for s in self.stages)
 
@@ -116,8 +116,10 @@ def build_trunk(cfg: ModelSection) -> StageTrunk:
     if cfg.stride not in (4, 8):
         raise ConfigError(f"model.stride must be 4 or 8 for {cfg.backbone}, got {cfg.stride}")
     if cfg.backbone == "small_cnn":
-        bb = build_backbone("small_cnn", width=cfg.width, stride=32)
-        stages = ("stage2", "stage3", "stage4", "stage5")
+        if cfg.top_stride not in (16, 32):
+            raise ConfigError(f"model.top_stride must be 16 or 32, got {cfg.top_stride}")
+        bb = build_backbone("small_cnn", width=cfg.width, stride=cfg.top_stride)
+        stages = ("stage2", "stage3", "stage4", "stage5")[: 3 if cfg.top_stride == 16 else 4]
     else:
         try:
             bb = build_backbone(cfg.backbone, pretrained=cfg.pretrained)

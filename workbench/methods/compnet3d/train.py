@@ -55,6 +55,38 @@ def gather_cells(fmap: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
     return torch.gather(flat, 2, cell[:, None, :].expand(B, D, cell.shape[1])).transpose(1, 2)
 
 
+def augment_batch(batch: dict, shift: float, scale: tuple[float, float]) -> dict:
+    """Random zoom + translation of each image (and mask) with the camera intrinsics adjusted, so
+    that the ground-truth projections still land on the object.
+
+    A pixel at input image coordinates ``u`` moves to ``c + s (u - c) + t`` (``c`` the image centre,
+    ``s`` in ``scale``, ``t`` up to ``shift`` x the image size per axis), hence ``f' = s f`` and
+    ``p' = c + s (p - c) + t``. Breaks the absolute-position shortcut (a vertex's identity guessed
+    from where it usually appears in the frame) that a CNN trained from scratch otherwise takes.
+    Uses the global RNG (exactly reproduced on resume).
+    """
+    images = batch["image"]
+    B, _, H, W = images.shape
+    dev = images.device
+    s = torch.empty(B, device=dev).uniform_(scale[0], scale[1])
+    t = (torch.rand(B, 2, device=dev) * 2 - 1) * shift * torch.tensor([W, H], device=dev, dtype=images.dtype)
+    theta = torch.zeros(B, 2, 3, device=dev, dtype=images.dtype)
+    theta[:, 0, 0] = 1 / s
+    theta[:, 1, 1] = 1 / s
+    theta[:, 0, 2] = -2 * t[:, 0] / (W * s)
+    theta[:, 1, 2] = -2 * t[:, 1] / (H * s)
+    grid = F.affine_grid(theta, (B, 3, H, W), align_corners=False)
+    out = dict(batch)
+    out["image"] = F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    if "mask" in batch:
+        out["mask"] = F.grid_sample(batch["mask"].float(), grid, mode="nearest", padding_mode="zeros",
+                                    align_corners=False)
+    c = torch.tensor([W / 2, H / 2], device=dev, dtype=images.dtype)
+    out["focal"] = batch["focal"] * s
+    out["principal"] = c + s[:, None] * (batch["principal"] - c) + t
+    return out
+
+
 def mask_at(mask: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
     """``mask (B, 1, H, W)`` sampled at pixel coordinates ``uv (B, K, 2)`` -> ``(B, K)`` bool."""
     B, _, H, W = mask.shape
@@ -121,6 +153,8 @@ class CompNetStep:
         net: NeuralMeshModel = unwrap_model(model)
         if cfg.loss.contrast == "grouped" and cfg.loss.use_weights and self.schedule.due(step):
             self.calibrate(net, step)
+        if cfg.augment.enabled:
+            batch = augment_batch(batch, cfg.augment.shift, tuple(cfg.augment.scale))
         images, labels = batch["image"], batch["label"]
         fmap = model(images)                                             # (B, D, h, w)
         h, w = fmap.shape[-2:]
@@ -166,9 +200,12 @@ class DualHeadStep:
     """``step_fn`` of the dual-head baseline: CE(class) + mean of the three angle-bin CEs."""
 
     def __init__(self, cfg: CompNet3DConfig):
+        self.cfg = cfg
         self.bins = cfg.model.pose_bins
 
     def __call__(self, model, batch: dict, step: int) -> dict[str, Any]:
+        if self.cfg.augment.enabled:  # same augmentation as the mesh model (the pose angles are unchanged)
+            batch = augment_batch(batch, self.cfg.augment.shift, tuple(self.cfg.augment.scale))
         logits, pose = model(batch["image"])
         target = angles_to_bins(batch["azimuth"], batch["elevation"], batch["theta"], self.bins)
         l_cls = F.cross_entropy(logits, batch["label"])

@@ -2,8 +2,10 @@
 
 Profiles:
 
-* ``smoke``: a few seconds on a 2-core CPU (tests, notebook under CI): tiny CNN, 32 px, 32-d.
-* ``quick``: a few minutes on a 2-core CPU: small CNN, 64 px, 128-d embeddings.
+* ``smoke``: a few seconds on a 2-core CPU (tests, notebook under CI): small CNN, 32 px, 32-d.
+* ``quick``: a few minutes on a 2-core CPU: ``small_cnn(width=16)`` trained from scratch, its
+  64 x 7 x 7 feature map flattened (as the paper flattens VGG's 512 x 7 x 7), 64 px, 128-d
+  embeddings, 6 random views per pair, 1000 iterations.
 * ``full``: the paper's settings (VGG-16 ImageNet weights when available, 224 px, 2048-d,
   flattened 25088-d VGG feature, Adam 1e-5, LR halved five times over the run).
 
@@ -42,6 +44,7 @@ class DataConfig(Config):
     source: str = "synthetic"
     preset: str = "multiview"
     profile: Optional[str] = None   # data profile; None = the run's profile
+    seed: Optional[int] = None      # generation seed of the synthetic data; None = the run's seed
     root: Optional[str] = None
     subset: str = "fine"            # "fine" (fine_train/fine_test) | "coarse" (train/test)
     categories: list[str] = field(default_factory=list)
@@ -58,7 +61,7 @@ class ModelConfig(Config):
     backbone: str = "small_cnn"
     backbone_kwargs: dict[str, Any] = field(default_factory=dict)   # e.g. {"width": 32, "stride": 8}
     pretrained: bool = False
-    pool: str = "avg"               # "avg" | "flatten" (VGG-16's 512x7x7 feature, as the paper)
+    pool: str = "flatten"           # "flatten" (the paper: VGG-16's 512x7x7 = 25088-d feature) | "avg"
     input_norm: str = "none"        # "imagenet" for pretrained backbones
     dual: bool = True               # PiRO-DE (True) / PiRO-SE (False)
     attention: bool = True          # PAN self-attention (False: plain mean over views)
@@ -145,7 +148,8 @@ class PiroConfig(Config):
         "smoke": {
             "profile": "smoke",
             "data": {"image_size": 32},
-            "model": {"cat_dim": 32, "obj_dim": 32},
+            "model": {"backbone_kwargs": {"width": 16}, "cat_dim": 32, "obj_dim": 32},
+            "sampling": {"n_views": 6},
             "train": {"iterations": 40, "lr": 2e-3, "milestones": [], "batch_size": 4,
                       "log_every": 10, "eval_every": 20, "checkpoint_every": 20, "progress": False},
             "eval": {"batch_objects": 32, "rho_objects": 16},
@@ -153,9 +157,10 @@ class PiroConfig(Config):
         "quick": {
             "profile": "quick",
             "data": {"image_size": 64},
-            "model": {"cat_dim": 128, "obj_dim": 128},
-            "train": {"iterations": 1500, "lr": 1e-3, "milestones": [500, 1000], "batch_size": 4,
-                      "eval_every": 250, "checkpoint_every": 250},
+            "model": {"backbone_kwargs": {"width": 16}, "cat_dim": 128, "obj_dim": 128},
+            "sampling": {"n_views": 6},
+            "train": {"iterations": 1000, "lr": 1e-3, "milestones": [600, 800], "batch_size": 4,
+                      "log_every": 50, "eval_every": 200, "checkpoint_every": 200},
         },
         "full": {
             "profile": "full",

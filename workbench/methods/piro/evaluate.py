@@ -2,7 +2,8 @@
 
 ``evaluate(cfg, run_dir)`` loads ``checkpoint.pt``, embeds the train split (the gallery) and the
 test split (the probes), computes the eight tasks of :func:`~.retrieval.eight_tasks` with the
-official protocol (and the category mAPs without the query itself, ``*_noself``), the Fig. 6
+official protocol (and the category mAPs without the query itself, ``*_noself``; and
+``sv_obj_acc_within_cat``, SV object recognition among the views of the query's own category), the Fig. 6
 separation statistics of the test objects in both spaces, and writes
 
 * ``eval.json`` (flat ``{metric: value}``; accuracies/mAPs x100; undefined values, e.g. rho
@@ -23,7 +24,7 @@ from ...core.device import get_device
 from ...core.io import save_torch, write_json
 from .config import PiroConfig
 from .data import MultiViewSplit
-from .retrieval import eight_tasks, ranking_map, resolve_backend, separation_stats
+from .retrieval import eight_tasks, ranking_map, resolve_backend, separation_stats, within_category_nn_accuracy
 from .train import EARLY_STOP_FILE, embed_split, load_data, load_trained
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,8 @@ def compute_metrics(train_emb: Mapping[str, torch.Tensor], test_emb: Mapping[str
     res["sv_cat_map_noself"] = 100.0 * ranking_map(sv, sv, cv, cv, exclude=torch.arange(n * v))
     res["mv_cat_map_noself"] = 100.0 * ranking_map(test_emb["cat_mv"], test_emb["cat_mv"], test_emb["categories"],
                                                    test_emb["categories"], exclude=torch.arange(n))
+    obj_v = torch.arange(n).repeat_interleave(v)
+    res["sv_obj_acc_within_cat"] = 100.0 * within_category_nn_accuracy(test_emb["obj_sv"].reshape(n * v, -1), obj_v, cv)
     for space in ("obj", "cat"):
         s = separation_stats(test_emb[f"{space}_sv"], test_emb["categories"])
         res.update({f"{key}_{space}": val for key, val in s.items()})

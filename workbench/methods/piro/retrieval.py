@@ -171,6 +171,20 @@ def nn_other_accuracy(emb: Any, labels: Any, backend: str = "auto") -> float:
     return float((lab[nn] == lab).double().mean())
 
 
+def within_category_nn_accuracy(emb: Any, objects: Any, categories: Any) -> float:
+    """1-NN object accuracy where each view is matched only among the other views of objects of its
+    own category (a diagnostic, not one of the eight tasks: it isolates the confusions PiRO's
+    object loss targets from confusions across categories)."""
+    e = _t(emb)
+    obj, cat = _t(objects, torch.int64), _t(categories, torch.int64)
+    d = torch.cdist(e.double(), e.double())
+    d.fill_diagonal_(float("inf"))
+    d[cat[:, None] != cat[None, :]] = float("inf")
+    nn = d.argmin(1)
+    valid = torch.isfinite(d.min(1).values)
+    return float((obj[nn] == obj)[valid].double().mean()) if valid.any() else float("nan")
+
+
 def eight_tasks(train_cat_sv: Any, train_cat_mv: Any, train_categories: Any,
                 test_cat_sv: Any, test_cat_mv: Any, test_obj_sv: Any, test_categories: Any,
                 ref_obj_mv: Any, query_obj_mv: Any, k: int = 10, backend: str = "auto",

@@ -177,15 +177,31 @@ def build_criterion(cfg: PiroConfig, num_classes: int) -> PiroCriterion:
     return PiroCriterion(cfg.loss, num_classes, cfg.model.cat_dim, seed=cfg.seed)
 
 
-def load_data(cfg: PiroConfig) -> dict[str, MultiViewSplit]:
-    """``{"train": ..., "test": ...}`` for a config (the test split indexed like the train one)."""
+_DATA_CACHE: dict[tuple, dict[str, MultiViewSplit]] = {}
+
+
+def load_data(cfg: PiroConfig, cache: bool = True) -> dict[str, MultiViewSplit]:
+    """``{"train": ..., "test": ...}`` for a config (the test split indexed like the train one).
+
+    In-memory splits are cached per process (a few, keyed by dataset root and data settings),
+    so ``train`` then ``evaluate`` of a run, or several variants, decode the images once.
+    """
     from .data import dataset_root
 
-    root = dataset_root(cfg.data, cfg.seed, profile=cfg.profile)
-    prefix = "fine_" if cfg.data.subset == "fine" else ""
-    tr = load_split(cfg.data, f"{prefix}train", cfg.seed, root=root)
-    te = load_split(cfg.data, f"{prefix}test", cfg.seed, root=root, category_names=tr.category_names)
-    return {"train": tr, "test": te}
+    d = cfg.data
+    root = dataset_root(d, cfg.seed if d.seed is None else d.seed, profile=cfg.profile)
+    key = (str(root), d.subset, tuple(d.categories), d.views, d.image_size, d.in_memory)
+    if cache and key in _DATA_CACHE:
+        return dict(_DATA_CACHE[key])
+    prefix = "fine_" if d.subset == "fine" else ""
+    tr = load_split(d, f"{prefix}train", root=root)
+    te = load_split(d, f"{prefix}test", root=root, category_names=tr.category_names)
+    out = {"train": tr, "test": te}
+    if cache and d.in_memory:
+        while len(_DATA_CACHE) >= 4:
+            _DATA_CACHE.pop(next(iter(_DATA_CACHE)))
+        _DATA_CACHE[key] = out
+    return dict(out)
 
 
 def train(cfg: PiroConfig, run_dir: str | Path, data: Mapping[str, MultiViewSplit] | None = None,

@@ -50,6 +50,9 @@ class TemplateSection(Config):
     """Reference instances averaged into the mean shape."""
     smooth: int = 2
     """Laplacian smoothing iterations of the mean shape."""
+    method: Literal["occupancy", "hull"] = "occupancy"
+    """Mean shape: the 0.5 level set of the instances' mean occupancy, or the mean of their
+    star-shaped hulls (bulkier; see :mod:`workbench.methods.ttp.template`)."""
 
 
 @dataclass

@@ -73,8 +73,7 @@ def predict(model: TTPModel, ds: TTPDataset, batch_size: int = 32, iterations: i
     model = model.to(device).eval()
     outs = []
     for batch in DataLoader(ds, batch_size=batch_size, shuffle=False):
-        with torch.enable_grad():            # the pose layer's forward builds no graph anyway
-            out = model(batch["image"].to(device), iterations=iterations, rigid=model.rigid)
+        out = model(batch["image"].to(device), iterations=iterations, rigid=model.rigid)
         outs.append(_detach(out))
     return outs
 
@@ -102,19 +101,6 @@ def _cat(outs: list[TTPOutput], k: int | None) -> TTPOutput:
 
 
 # ----------------------------------------------------------------------------------- 3D IoU
-def _components(faces: np.ndarray, n_verts: int) -> list[np.ndarray]:
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    f = faces.astype(np.int64)
-    rows = np.concatenate([f[:, 0], f[:, 1], f[:, 2]])
-    cols = np.concatenate([f[:, 1], f[:, 2], f[:, 0]])
-    adj = coo_matrix((np.ones_like(rows), (rows, cols)), shape=(n_verts, n_verts))
-    _, label = connected_components(adj, directed=False)
-    flabel = label[f[:, 0]]
-    return [f[flabel == c] for c in np.unique(flabel)]
-
-
 def _normalise_unit(verts: np.ndarray) -> np.ndarray:
     lo, hi = verts.min(0), verts.max(0)
     return (verts - (lo + hi) / 2) / max(float((hi - lo).max()), 1e-9)
@@ -124,25 +110,14 @@ def voxelize(verts: np.ndarray, faces: np.ndarray, res: int = 32, normalise: boo
              per_component: bool = True) -> np.ndarray:
     """Solid occupancy (res, res, res) bool of a mesh in the cube [-0.5, 0.5]^3 (voxel centres).
 
-    Occupancy by ray parity (open3d, 3 rays with majority vote) per connected component, OR-ed
-    (robust for unions of intersecting closed parts); ``normalise`` first centres the mesh and
+    Ray parity (open3d, 3 rays, majority vote) per connected component, OR-ed (robust for unions
+    of intersecting closed parts, see :mod:`.occupancy`); ``normalise`` first centres the mesh and
     scales its largest side to 1.
     """
-    import open3d as o3d
+    from .occupancy import grid_points, occupancy
 
     v = _normalise_unit(np.asarray(verts, np.float64)) if normalise else np.asarray(verts, np.float64)
-    c = (np.arange(res) + 0.5) / res - 0.5
-    grid = np.stack(np.meshgrid(c, c, c, indexing="ij"), -1).reshape(-1, 3).astype(np.float32)
-    occ = np.zeros(grid.shape[0], bool)
-    comps = _components(faces, v.shape[0]) if per_component else [np.asarray(faces, np.int64)]
-    q = o3d.core.Tensor(grid)
-    for f in comps:
-        if len(f) < 4:
-            continue
-        scene = o3d.t.geometry.RaycastingScene()
-        scene.add_triangles(o3d.core.Tensor(v.astype(np.float32)), o3d.core.Tensor(f.astype(np.uint32)))
-        occ |= scene.compute_occupancy(q, nsamples=3).numpy().astype(bool)
-    return occ.reshape(res, res, res)
+    return occupancy(v, faces, grid_points(res, 0.5), per_component=per_component).reshape(res, res, res)
 
 
 def voxel_iou_meshes(pred: tuple[np.ndarray, np.ndarray], gt: tuple[np.ndarray, np.ndarray],

@@ -62,7 +62,7 @@ __all__ = [
     "SolverInputError", "PoseSolverOptions", "PoseSolution", "SolverIterate", "SolverOutput",
     "hat", "so3_exp", "camera_from_points", "project_weak_perspective", "reprojection_energy",
     "affine_pose_init", "solve_pose", "solve_deformation", "deform", "solve_pose_and_shape",
-    "solve_pose_lbfgs_reference", "solve_pose_and_shape_reference",
+    "solve_pose_lbfgs_reference", "solve_pose_and_shape_reference", "trace_solver",
 ]
 
 
@@ -216,6 +216,8 @@ class PoseSolverOptions:
         points_grad: let gradients reach the 3D points (the official code stops them).
         grad_clip: per-sample clip of the input-gradient norm in backward (None = off; official: 100).
         hessian_eps: relative damping added to a Hessian that fails to factorise.
+        callback: ``callback(iteration, R, t, energy)`` after every LM iteration (detached tensors;
+            for visualising the solver, see :func:`trace_solver`). Excluded from comparisons.
     """
 
     max_iters: int = 50
@@ -224,6 +226,7 @@ class PoseSolverOptions:
     points_grad: bool = True
     grad_clip: float | None = None
     hessian_eps: float = 1e-6
+    callback: object = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -303,6 +306,8 @@ def _lm_solve(X: Tensor, u: Tensor, w: Tensor, s: Tensor, c: Tensor, R: Tensor, 
         E = torch.where(accept, E_new, E)
         lam = torch.where(accept, (lam * 0.2).clamp_min(1e-12), (lam * 10).clamp_max(1e12))
         done = active & ((accept & small) | (E <= eps * eps) | (lam >= 1e12))
+        if opts.callback is not None:
+            opts.callback(it, R, t, E)
         converged = converged | done
         active = active & ~done
         if not bool(active.any()):
@@ -633,3 +638,45 @@ def solve_pose_and_shape_reference(u: Tensor, w: Tensor, template: Tensor, basis
                 verts = deform(template, basis, coeffs)
     return SolverOutput(R=R, t=t0, rotvec=r0, coeffs=coeffs, verts=verts, scale=scale,
                         centre=centre)
+
+
+@torch.no_grad()
+def trace_solver(u: Tensor, w: Tensor, template: Tensor, basis: Tensor | None, gamma: Tensor | float,
+                 scale: Tensor | None = None, centre: Tensor | None = None, iterations: int = 4,
+                 options: PoseSolverOptions | None = None, rigid: bool = False) -> list[dict]:
+    """Every intermediate state of :func:`solve_pose_and_shape` (for the notebook's slider).
+
+    Returns a list of stages, each ``{"round", "step", "kind" ("init" | "pose" | "shape"), "R", "t",
+    "coeffs", "verts", "energy"}`` (batched, detached): the initial pose, every Levenberg-Marquardt
+    iteration of every pose solve, and every closed-form shape update.
+    """
+    from dataclasses import replace
+
+    B, N, _ = u.shape
+    if scale is None or centre is None:
+        scale, centre = camera_from_points(u)
+    rigid = rigid or basis is None or basis.shape[0] == 0
+    K = 0 if basis is None else basis.shape[0]
+    coeffs = u.new_zeros(B, K)
+    verts = template.expand(B, N, 3)
+    stages: list[dict] = []
+    R0, t0 = affine_pose_init(verts, u, w, scale, centre)
+    stages.append({"round": 0, "step": 0, "kind": "init", "R": R0, "t": t0, "coeffs": coeffs, "verts": verts,
+                   "energy": reprojection_energy(verts, u, w, R0, t0, scale, centre)})
+    state = {"round": 1}
+
+    def cb(it, R, t, E):
+        stages.append({"round": state["round"], "step": int(it), "kind": "pose", "R": R.clone(), "t": t.clone(),
+                       "coeffs": coeffs, "verts": verts, "energy": E.clone()})
+
+    opts = replace(options or PoseSolverOptions(), callback=cb)
+    for k in range(1, (1 if rigid else iterations) + 1):
+        state["round"] = k
+        sol = solve_pose(verts, u, w, scale, centre, R0, t0, opts)
+        if not rigid:
+            coeffs = solve_deformation(template, basis, u, w, sol.R, sol.t, scale, centre, gamma)
+            verts = deform(template, basis, coeffs)
+            stages.append({"round": k, "step": 0, "kind": "shape", "R": sol.R, "t": sol.t, "coeffs": coeffs,
+                           "verts": verts, "energy": reprojection_energy(verts, u, w, sol.R, sol.t, scale, centre)})
+        R0, t0 = sol.R, sol.t
+    return stages

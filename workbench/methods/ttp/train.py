@@ -44,7 +44,7 @@ __all__ = ["train", "build_model", "load_template", "TTPObjective", "threads"]
 def load_template(cfg: TTPConfig, category: str | None = None) -> Template:
     t = cfg.template
     return build_template(category or cfg.data.category, level=t.level, subdivisions=t.subdivisions,
-                          n_instances=t.n_instances, smooth=t.smooth)
+                          n_instances=t.n_instances, smooth=t.smooth, method=t.method)
 
 
 def build_model(cfg: TTPConfig, template: Template | None = None) -> TTPModel:
@@ -192,6 +192,9 @@ def _optimizer(model: TTPModel, cfg: TTPConfig) -> torch.optim.Optimizer:
 def train(cfg: TTPConfig, run_dir: str | Path, resume: bool = True, callbacks=()) -> dict:
     """Train TTP on ``cfg.data`` into ``run_dir`` (resumable); returns the last training scalars."""
     run_dir = Path(run_dir)
+    # the top-level seed also drives data order and augmentation (train.seed adds to it); the
+    # config written to the run is the one given
+    tcfg = cfg.train.merged({"seed": cfg.seed + cfg.train.seed})
     with threads(cfg.train.num_threads):
         seed_everything(cfg.seed)
         root = dataset_root(cfg.data)
@@ -200,11 +203,11 @@ def train(cfg: TTPConfig, run_dir: str | Path, resume: bool = True, callbacks=()
         model = build_model(cfg, template)
         objective = TTPObjective(cfg, ds.keypoint_names, ds.flip_pairs)
         opt = _optimizer(model, cfg)
-        sched = build_scheduler(opt, cfg.train)
-        trainer = Trainer(model, opt, run_dir, cfg.train, scheduler=sched, callbacks=callbacks, config=cfg,
+        sched = build_scheduler(opt, tcfg)
+        trainer = Trainer(model, opt, run_dir, tcfg, scheduler=sched, callbacks=callbacks, config=cfg,
                           resume=resume)
         objective.to(trainer.device)     # stateless (frozen perceptual net): not checkpointed
-        loader = ResumableLoader(ds, cfg.train.batch_size, seed=cfg.train.seed)
+        loader = ResumableLoader(ds, tcfg.batch_size, seed=tcfg.seed)
         log.info("TTP: training %s (%d images, template %d vertices, texture loss %s)", ds.category,
                  len(ds), template.num_verts, objective.texture_kind)
         result = trainer.fit(lambda m, b, s: objective(m, b, s), loader)
