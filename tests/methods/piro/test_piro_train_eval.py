@@ -40,7 +40,8 @@ def test_end_to_end_beats_chance(trained, toy):
     assert res["status"] == "completed" and res["step"] == 60
     # 3 categories (chance 33 %); 6 test objects x 6 views: another view of the same object is
     # 5 of the 35 other views (chance of the 1-NN ~14 %); MV object: 1 of 6 references (17 %).
-    assert m["sv_cat_acc"] > 60.0, m
+    # Thresholds hold for seeds 0-2 (seed 0, used here: 89 / 92 / 83; the worst seed: 47 / 69 / 83).
+    assert m["sv_cat_acc"] > 45.0, m
     assert m["sv_obj_acc"] > 40.0, m
     assert m["mv_obj_acc"] > 50.0, m
     for k in ("sv_cat_map", "mv_cat_map", "sv_obj_map", "mv_obj_map"):
@@ -143,3 +144,32 @@ def test_streamed_split_gives_the_same_batches(toy, tmp_path):
                                                     "data.in_memory=false"])
     res = train(cfg, tmp_path / "disk", data={"train": disk, "test": toy["test"]}, backbone_factory=tiny_backbone)
     assert res["step"] == 2
+
+
+def test_real_dataset_adapter_path(tmp_path):
+    """ObjectPI in PiRO's layout (8 views, o2c files) -> the config's data section -> splits."""
+    from PIL import Image
+
+    from workbench.methods.piro.train import load_data
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "objectpi"
+    o2c = {"train": np.array([0, 0, 1, 1, 2]), "test": np.array([1, 0])}
+    for split, cats in o2c.items():
+        (root / split).mkdir(parents=True)
+        np.save(root / split / f"{split}_o2c.npy", cats)
+        for k in range(len(cats)):
+            (root / split / str(k + 1)).mkdir()
+            for v in range(8):
+                Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(root / split / str(k + 1) / f"{v + 1}.jpg")
+    (root / "classes.txt").write_text("mug\nbook\nshoe\n")
+    cfg = PiroConfig.for_profile("smoke", ["data.source=objectpi", f"data.root={root}", "data.views=8",
+                                           "data.image_size=16"])
+    d = load_data(cfg, cache=False)
+    tr, te = d["train"], d["test"]
+    assert tr.images.shape == (5, 8, 3, 16, 16) and te.images.shape == (2, 8, 3, 16, 16)
+    assert tr.category_names == te.category_names and tr.categories.tolist() == [0, 0, 1, 1, 2]
+    assert [te.category_names[c] for c in te.categories] == ["book", "mug"]
+    with pytest.raises(Exception, match="objectpi"):
+        load_data(PiroConfig.for_profile("smoke", ["data.source=objectpi", f"data.root={tmp_path / 'nope'}"]),
+                  cache=False)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from workbench.methods.ttp.evaluate import (gt_rotation_ttp, transfer_keypoints, voxel_iou_meshes,
-                                            voxelize)
+from workbench.methods.ttp.evaluate import (chamfer_meshes, gt_rotation_ttp, surface_samples,
+                                            transfer_keypoints, voxel_iou_meshes, voxelize)
 
 
 def _box(lo, hi):
@@ -34,6 +34,17 @@ def test_voxelize_boxes_and_unions_of_parts():
     iou = voxel_iou_meshes(_box([-0.5, -0.5, -0.5], [0.5, 0.5, 0.5]),
                            _box([-0.5, -0.5, -0.5], [0.5, 0.5, 0.5 / 3]), res=12)
     assert abs(iou - 2 / 3) < 1e-9           # largest side normalised: a 1 x 1 x 2/3 box stays flat
+
+
+def test_surface_samples_and_chamfer():
+    v, f = _box([-0.5, -0.5, -0.5], [0.5, 0.5, 0.5])
+    p = surface_samples(v, f, 2000)
+    assert np.allclose(np.abs(p).max(1), 0.5)                          # every sample on a face
+    assert np.allclose(p.mean(0), 0, atol=0.03)                        # area-uniform
+    same = chamfer_meshes((v, f), (v * 3.0 + 1.0, f))                 # same shape after normalisation
+    assert same < 0.03                                                 # (the sampling noise floor)
+    flat = _box([-0.5, -0.5, -0.5], [0.5, 0.5, 0.0])
+    assert chamfer_meshes((v, f), flat) > 2 * same
 
 
 def test_keypoint_transfer_through_vertices():

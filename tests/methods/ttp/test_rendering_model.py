@@ -126,3 +126,14 @@ def test_gradients_reach_every_learned_part():
     for name in ("shape.basis", "log_gamma", "head.fc.weight", "encoder.reduce.0.weight"):
         assert named[name].grad is not None and named[name].grad.abs().sum() > 0, name
     assert all(p.grad is not None for n, p in named.items() if n.startswith("encoder.trunk"))
+
+
+def test_occupancy_mean_shape_template_is_inside_the_hull_mean():
+    hull = build_template("bird", level=1, n_instances=2)
+    occ = build_template("bird", level=1, n_instances=2, method="occupancy")
+    assert occ.verts.shape == hull.verts.shape
+    assert torch.allclose(occ.verts[occ.symmetry] * torch.tensor([-1.0, 1.0, 1.0]), occ.verts, atol=1e-4)
+    # in canonical units every occupancy radius is at most the hull's (the hull is outermost)
+    r_occ = occ.to_canonical(occ.verts).norm(dim=1)
+    r_hull = hull.to_canonical(hull.verts).norm(dim=1)
+    assert (r_occ <= r_hull + 0.05).float().mean() > 0.9

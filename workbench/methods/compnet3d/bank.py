@@ -14,6 +14,9 @@ from the batch, and (``visible``) unobserved vertices, are left unchanged.
 
 The background bank ``(N_b, D)`` is a ring buffer: each step overwrites the oldest entries with the
 new background features (``T`` per image).
+
+Under ``torch.distributed`` both updates use the global batch (sums all-reduced, background
+features all-gathered), so the banks stay identical on every process.
 """
 from __future__ import annotations
 
@@ -25,6 +28,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...core.errors import ConfigError, ShapeError, check_shape
+
+
+def _distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized() \
+        and torch.distributed.get_world_size() > 1
 
 
 class FeatureBank(nn.Module):
@@ -109,11 +117,14 @@ class FeatureBank(nn.Module):
         sums.index_add_(0, labels, feats.detach() * vis[..., None])
         counts = torch.zeros(Y, K, dtype=feats.dtype, device=feats.device)
         counts.index_add_(0, labels, vis)
+        n_img = torch.bincount(labels, minlength=Y).to(feats.dtype)
+        if _distributed():  # every process applies the update of the global batch: banks stay equal
+            for t in (sums, counts, n_img):
+                torch.distributed.all_reduce(t)
         if average == "visible":
             changed = counts > 0
             mean = sums / counts.clamp_min(1)[..., None]
         elif average == "images":
-            n_img = torch.bincount(labels, minlength=Y).to(feats.dtype)
             changed = (n_img[:, None] > 0) & self.valid
             mean = sums / n_img.clamp_min(1)[:, None, None]
         else:
@@ -126,6 +137,10 @@ class FeatureBank(nn.Module):
     def push_background(self, feats: torch.Tensor) -> None:
         """Write ``(M, D)`` features into the FIFO, replacing the oldest ``M`` entries."""
         check_shape("background feats", feats, (None, self.dim))
+        if _distributed():  # same FIFO on every process: push the features of the global batch
+            parts = [torch.empty_like(feats) for _ in range(torch.distributed.get_world_size())]
+            torch.distributed.all_gather(parts, feats.contiguous())
+            feats = torch.cat(parts, 0)
         M, Nb = feats.shape[0], self.n_background
         if M == 0:
             return

@@ -117,44 +117,60 @@ class MultiViewSplit:
                    image_size=image_size or int(images.shape[-1]), meta=dict(meta or {}))
 
 
-def dataset_root(data_cfg, seed: int = 0, profile: str = "quick") -> Path:
-    """The dataset directory a config points at (generating the synthetic preset if needed).
+def dataset_root(data_cfg, seed: int = 0, profile: str = "quick"):
+    """What a config's data section points at: a dataset directory, or a real dataset's index.
 
-    The synthetic preset is generated at ``data_cfg.profile``, or ``profile`` when that is None.
+    * ``source="synthetic"``: ``data.root`` if given, else ``workbench.data.generate(preset,
+      data.profile or profile, seed)`` (generated once, then cached);
+    * ``modelnet40`` / ``objectpi`` / ``fg3d``: the data layer's adapter
+      (``workbench.data.read_dataset(source, root)``) on ``data.root``, or on
+      ``<data_dir>/<source>`` (where ``workbench data fetch`` puts it); returns a ``DatasetIndex``.
     """
-    if data_cfg.root:
-        root = Path(data_cfg.root)
-        if not root.exists():
-            raise DataError(f"data.root: {root} does not exist")
-        return root
     import types
 
     from ... import data as wdata
 
     if data_cfg.source == "synthetic":
+        if data_cfg.root:
+            root = Path(data_cfg.root)
+            if not root.exists():
+                raise DataError(f"data.root: {root} does not exist")
+            return root
         gen = getattr(wdata, "generate", None)
-        if gen is None or isinstance(gen, types.ModuleType):   # not re-exported by workbench.data yet
+        if gen is None or isinstance(gen, types.ModuleType):   # not re-exported by workbench.data
             from ...data.generate import generate as gen
         return Path(gen(data_cfg.preset, profile=data_cfg.profile or profile, seed=seed))
-    fetch = getattr(wdata, "real_dataset_root", None) or getattr(wdata, "dataset_root", None)
-    if fetch is None:
-        raise DataError(f"data.source '{data_cfg.source}': the data layer has no real-dataset adapter yet; "
-                        "set data.root to a converted dataset directory")
-    return Path(fetch(data_cfg.source))
+    from ...core.paths import data_dir
+
+    root = Path(data_cfg.root) if data_cfg.root else data_dir() / data_cfg.source
+    if not root.exists():
+        raise DataError(f"data.source '{data_cfg.source}': no dataset at {root}; run `workbench data fetch "
+                        f"{data_cfg.source}` (manual download) or set data.root")
+    from ...data.adapters import read_dataset
+
+    return read_dataset(data_cfg.source, root)
 
 
-def load_split(data_cfg, split: str, seed: int = 0, root: Path | None = None,
+def split_names(data_cfg) -> tuple[str, str]:
+    """The (train, test) split names: ``fine_*`` for the synthetic fine-grained families."""
+    if data_cfg.source == "synthetic" and data_cfg.subset == "fine":
+        return "fine_train", "fine_test"
+    return "train", "test"
+
+
+def load_split(data_cfg, split: str, seed: int = 0, root=None,
                category_names: Sequence[str] | None = None) -> MultiViewSplit:
-    """Load one split (``"train"``/``"test"``) as a :class:`MultiViewSplit`.
+    """Load one split (``"train"``/``"test"``/``"fine_train"``...) as a :class:`MultiViewSplit`.
 
+    ``root``: a dataset directory or a ``DatasetIndex`` (default: :func:`dataset_root`).
     ``category_names`` fixes the category indexing (pass the train split's names when loading
     the test split). ``data_cfg.categories`` restricts the objects to those categories.
     """
-    root = Path(root) if root is not None else dataset_root(data_cfg, seed)
-    try:
-        from ...data import MultiViewDataset
-    except ImportError:
-        MultiViewDataset = _IndexMultiView  # noqa: N806 - the data layer's class is not there yet
+    root = root if root is not None else dataset_root(data_cfg, seed)
+    if isinstance(root, (str, Path)):
+        root = Path(root)
+    from ...data import MultiViewDataset
+
     ds = MultiViewDataset(root, split, views=data_cfg.views)
     cat_col, obj_col, names_all = _labels(ds, root)
     keep_names = list(data_cfg.categories) or None
@@ -169,7 +185,8 @@ def load_split(data_cfg, split: str, seed: int = 0, root: Path | None = None,
         raise DataError(f"{root} split '{split}': no objects of categories {names}")
     cats = torch.tensor([names.index(name_of[i]) for i in sel], dtype=torch.long)
     objs = torch.tensor([obj_col[i] for i in sel], dtype=torch.long)
-    meta = {"root": str(root), "split": split, "views": data_cfg.views, "source": data_cfg.source}
+    meta = {"root": str(getattr(root, "root", root)), "split": split, "views": data_cfg.views,
+            "source": data_cfg.source}
     if not data_cfg.in_memory:
         sub = torch.utils.data.Subset(ds, sel) if len(sel) != len(ds) else ds
         return MultiViewSplit(cats, objs, names, dataset=sub, image_size=data_cfg.image_size, meta=meta)
@@ -186,7 +203,7 @@ def load_split(data_cfg, split: str, seed: int = 0, root: Path | None = None,
     return MultiViewSplit(cats, objs, names, images=images, azimuth=az, image_size=data_cfg.image_size, meta=meta)
 
 
-def _labels(ds, root: Path) -> tuple[list[int], list[int], list[str]]:
+def _labels(ds, root) -> tuple[list[int], list[int], list[str]]:
     """Per-object class index, object id and class names, without decoding images when the
     dataset exposes them (``MultiViewDataset.classes/labels/object_ids``)."""
     names = getattr(ds, "classes", None) or getattr(ds, "category_names", None)
@@ -195,12 +212,9 @@ def _labels(ds, root: Path) -> tuple[list[int], list[int], list[str]]:
         cats = getattr(ds, "object_categories", None)
     objs = getattr(ds, "object_ids", None)
     if names is None:
-        try:
-            import yaml
-
-            names = list(yaml.safe_load((root / "meta.yaml").read_text())["categories"])
-        except (OSError, KeyError, TypeError) as e:
-            raise DataError(f"{root}/meta.yaml: cannot read the category list ({e})") from None
+        names = list((getattr(ds, "meta", None) or {}).get("categories", []))
+        if not names:
+            raise DataError(f"{root}: the dataset names no categories (meta.yaml 'categories')")
     if cats is None or objs is None:
         cats, objs = [], []
         for i in range(len(ds)):
@@ -210,42 +224,3 @@ def _labels(ds, root: Path) -> tuple[list[int], list[int], list[str]]:
     if any(int(c) < 0 or int(c) >= len(names) for c in cats):
         raise DataError(f"{root}: object labels outside the {len(names)} classes {list(names)[:5]}...")
     return [int(c) for c in cats], [int(o) for o in objs], [str(n) for n in names]
-
-
-class _IndexMultiView(torch.utils.data.Dataset):
-    """Minimal multi-view reader over :class:`workbench.data.schema.DatasetIndex` (used only when
-    ``workbench.data.MultiViewDataset`` is not importable). Items as ``MultiViewDataset``:
-    ``images (V, 3, H, W)``, ``category`` (index into ``category_names``; the family for the
-    ``fine_*`` splits), ``object`` (``object_id``), ``azimuth (V,)``; views sorted by view index,
-    ``views`` evenly spaced ones when fewer than available are asked for.
-    """
-
-    def __init__(self, root, split: str, views: int = 12):
-        from ...data.schema import DatasetIndex
-
-        self.ix = DatasetIndex(root)
-        df = self.ix.split(split)
-        col = "family" if split.startswith("fine_") and (df["family"] != "").all() else "category"
-        self.category_names = sorted(df[col].unique().tolist()) if col == "family" else \
-            [c for c in self.ix.meta["categories"] if c in set(df[col])] + \
-            sorted(set(df[col]) - set(self.ix.meta["categories"]))
-        self.objects_rows = []
-        cats, objs = [], []
-        for oid, g in df.groupby("object_id", sort=True):
-            g = g.sort_values("view")
-            if len(g) < views:
-                raise DataError(f"{root}: object {oid} of split '{split}' has {len(g)} views, {views} asked for")
-            pick = np.round(np.linspace(0, len(g), views, endpoint=False)).astype(int)
-            self.objects_rows.append(g.index.to_numpy()[pick])
-            cats.append(self.category_names.index(g[col].iloc[0]))
-            objs.append(int(oid))
-        self.object_categories, self.object_ids = cats, objs
-
-    def __len__(self) -> int:
-        return len(self.objects_rows)
-
-    def __getitem__(self, i: int) -> dict:
-        rows = self.objects_rows[i]
-        imgs = torch.stack([self.ix.load_image(int(r)) for r in rows])
-        az = torch.tensor(self.ix.df.loc[rows, "azimuth"].to_numpy(np.float32))
-        return {"images": imgs, "category": self.object_categories[i], "object": self.object_ids[i], "azimuth": az}

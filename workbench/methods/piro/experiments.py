@@ -49,13 +49,21 @@ def run_variant(variant: str, profile: str | None = None, overrides: Sequence[st
     return {"cfg": cfg, "run_dir": run_dir, "metrics": evaluate(cfg, run_dir, data=data)}
 
 
-def eight_task_table(results: Mapping[str, Mapping[str, float]], paper_dataset: str | None = "FG3D") -> pd.DataFrame:
-    """Ours (``{label: metrics}``) beside the paper's Table 1 rows of ``paper_dataset``, x100."""
+def eight_task_table(results: Mapping[str, Mapping[str, float]], paper_dataset: str | None = "FG3D",
+                     extra: Sequence[str] = ("sv_obj_acc_within_cat", "rho_obj")) -> pd.DataFrame:
+    """Ours (``{label: metrics}``) beside the paper's Table 1 rows of ``paper_dataset``, x100.
+
+    ``extra`` columns (ours only): SV object recognition among the query's own category and the
+    test objects' rho in the object space.
+    """
     cols = list(TASKS[:4]) + ["acc_avg"] + list(TASKS[4:]) + ["map_avg"]
-    rows = {f"ours: {k}": [float(m.get(c, float("nan"))) for c in cols] for k, m in results.items()}
+    rows = {f"ours: {k}": [float(m.get(c) if m.get(c) is not None else float("nan")) for c in cols + list(extra)]
+            for k, m in results.items()}
     if paper_dataset:
         for space in ("Single", "Dual"):
-            rows[f"paper ({paper_dataset}): {space}"] = list(paper.TABLE1[paper_dataset][space])
+            rows[f"paper ({paper_dataset}): {space}"] = list(paper.TABLE1[paper_dataset][space]) + \
+                [float("nan")] * len(extra)
+    cols = cols + list(extra)
     df = pd.DataFrame.from_dict(rows, orient="index", columns=cols)
     df.attrs["caption"] = "The eight tasks (accuracy and mAP x100)"
     return df

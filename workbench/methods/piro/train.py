@@ -186,16 +186,16 @@ def load_data(cfg: PiroConfig, cache: bool = True) -> dict[str, MultiViewSplit]:
     In-memory splits are cached per process (a few, keyed by dataset root and data settings),
     so ``train`` then ``evaluate`` of a run, or several variants, decode the images once.
     """
-    from .data import dataset_root
+    from .data import dataset_root, split_names
 
     d = cfg.data
     root = dataset_root(d, cfg.seed if d.seed is None else d.seed, profile=cfg.profile)
-    key = (str(root), d.subset, tuple(d.categories), d.views, d.image_size, d.in_memory)
+    tr_name, te_name = split_names(d)
+    key = (str(getattr(root, "root", root)), tr_name, tuple(d.categories), d.views, d.image_size, d.in_memory)
     if cache and key in _DATA_CACHE:
         return dict(_DATA_CACHE[key])
-    prefix = "fine_" if d.subset == "fine" else ""
-    tr = load_split(d, f"{prefix}train", root=root)
-    te = load_split(d, f"{prefix}test", root=root, category_names=tr.category_names)
+    tr = load_split(d, tr_name, root=root)
+    te = load_split(d, te_name, root=root, category_names=tr.category_names)
     out = {"train": tr, "test": te}
     if cache and d.in_memory:
         while len(_DATA_CACHE) >= 4:

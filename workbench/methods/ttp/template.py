@@ -5,13 +5,14 @@ Pascal3D+ class). Here the template is built from the synthetic world itself:
 
 1. ``n_instances`` reference instances of the category (fixed seeds, independent of any dataset)
    are built in the canonical frame (+Y up, front +Z, largest bounding-box side 1);
-2. ``method="occupancy"`` (default): their solid occupancies are averaged on a voxel grid and an
-   icosphere of ``level`` is shrink-wrapped onto the 0.5 level set of that mean occupancy (along
-   every sphere direction, the outermost point where at least half of the instances are solid): the
-   *mean shape* keeps the parts most instances share (body, head, tail) and drops those whose
-   placement varies (spread wings, thin legs). ``method="hull"``: every instance is shrink-wrapped
-   by ray casting (a star-shaped hull) and the wraps are averaged vertex by vertex -- much bulkier
-   (the bird's hull mean has ~5x the volume of a bird), as in hand-made CMR/CSM-style blobs;
+2. ``method="hull"`` (default): every instance is *shrink-wrapped* by an icosphere of ``level``
+   (along every sphere direction a ray cast from outside towards the centre keeps the outermost
+   surface point: a star-shaped hull, thin parts such as legs bridged, as in CMR/CSM templates) and
+   the wraps are averaged vertex by vertex (the *mean shape*). ``method="occupancy"``: the solid
+   occupancies are averaged on a voxel grid and the icosphere is shrink-wrapped onto the 0.5 level
+   set of that mean (along every direction, the outermost point where at least half of the
+   instances are solid): it keeps what most instances share and drops parts whose placement varies
+   (spread wings);
 3. the result is lightly Laplacian-smoothed, made exactly mirror-symmetric and optionally
    subdivided (TTP subdivides its 642-vertex bird once to 2562 vertices);
 4. the mean shape is normalised **once** (quirk 7 of the reference): centred and scaled so that its
@@ -172,7 +173,7 @@ def _occupancy_wrap(occ: np.ndarray, bound: float, dirs: torch.Tensor, level: fl
 
 @functools.lru_cache(maxsize=16)
 def _cached_template(category: str, level: int, subdivisions: int, n_instances: int, smooth: int,
-                     seed: int, method: str = "occupancy", res: int = 48) -> Template:
+                     seed: int, method: str = "hull", res: int = 48) -> Template:
     from ...data.world import get_category, make_object, sample_params, stable_seed
     from .occupancy import grid_points, occupancy
 
@@ -218,7 +219,7 @@ def _cached_template(category: str, level: int, subdivisions: int, n_instances: 
 
 
 def build_template(category: str, level: int = 3, subdivisions: int = 0, n_instances: int = 32,
-                   smooth: int = 2, seed: int = 0, method: str = "occupancy") -> Template:
+                   smooth: int = 2, seed: int = 0, method: str = "hull") -> Template:
     """The mean-shape template of a synthetic-world category (see the module docstring).
 
     Args:
