@@ -139,3 +139,29 @@ def test_render_mask_depth_and_raycast_depth_is_z_depth():
     mask, depth = render_mask_depth(Meshes([verts], [faces]), cams, (32, 32))
     assert mask.shape == (1, 1, 32, 32) and torch.equal(mask[0, 0] > 0, rc["mask"][0])
     assert torch.allclose(depth[0, 0][rc["mask"][0]], rc["depth"][0][rc["mask"][0]], atol=1e-5)
+
+
+def test_layered_packed_accepts_background_image():
+    """A background image (N, H, W, 3) composites as C + (1 - alpha) * bg on the packed path."""
+    from workbench.geometry import FoVPerspectiveCameras
+    from workbench.render import LayeredShader, MeshRenderer
+
+    mesh = ico_sphere(2)
+    mesh = Meshes(verts=[mesh.verts_list()[0] * 0.6], faces=[mesh.faces_list()[0]])
+    R, T = pose_to_rt(torch.tensor([0.3]), torch.tensor([0.2]), torch.zeros(1), torch.tensor([2.732]))
+    cams = FoVPerspectiveCameras(R=R, T=T, fov=30.0)
+    sigma = 1e-4
+    settings = RasterizationSettings(image_size=24, blur_radius=math.log(1 / 1e-4 - 1) * sigma, faces_per_pixel=10,
+                                     perspective_correct=False)
+    bg = torch.rand(1, 24, 24, 3, generator=torch.Generator().manual_seed(0))
+
+    def render(background):
+        shader = LayeredShader(BlendParams(sigma=sigma, background_color=background))
+        return MeshRenderer(MeshRasterizer(cameras=cams, raster_settings=settings), shader)(mesh)
+
+    black = render((0.0, 0.0, 0.0))
+    with_img = render(bg)
+    alpha = black[..., 3:]
+    assert 0.05 < float(alpha.mean()) < 0.95
+    assert torch.allclose(with_img[..., :3], black[..., :3] + (1 - alpha) * bg, atol=1e-5)
+    assert torch.allclose(with_img[..., 3], black[..., 3])

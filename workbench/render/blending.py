@@ -303,4 +303,6 @@ def layered_rgb_blend_packed(packed, colors: torch.Tensor, idx: torch.Tensor,
     has_opaque[pix[opaque]] = True
     t_final = torch.where(has_opaque, torch.zeros_like(tot), torch.exp(tot)).to(colors.dtype)
     bg = _background(blend_params, C, colors)
+    if bg.dim() > 1:  # a background image (N, H, W, C), e.g. UNICORN's generated backgrounds
+        bg = bg.expand(N, H, W, C).reshape(N * H * W, C)
     return _image_out(rgb + t_final[:, None] * bg, 1.0 - t_final, N, H, W)

@@ -45,6 +45,7 @@ class DataConfig(Config):
     preset: str = "multiview"
     profile: Optional[str] = None   # data profile; None = the run's profile
     seed: Optional[int] = None      # generation seed of the synthetic data; None = the run's seed
+    overrides: list[str] = field(default_factory=list)  # preset overrides, e.g. ["fine_test_objects=8"]
     root: Optional[str] = None
     subset: str = "fine"            # "fine" (fine_train/fine_test) | "coarse" (train/test)
     categories: list[str] = field(default_factory=list)

@@ -121,7 +121,7 @@ def dataset_root(data_cfg, seed: int = 0, profile: str = "quick"):
     """What a config's data section points at: a dataset directory, or a real dataset's index.
 
     * ``source="synthetic"``: ``data.root`` if given, else ``workbench.data.generate(preset,
-      data.profile or profile, seed)`` (generated once, then cached);
+      data.profile or profile, seed, overrides=data.overrides)`` (generated once, then cached);
     * ``modelnet40`` / ``objectpi`` / ``fg3d``: the data layer's adapter
       (``workbench.data.read_dataset(source, root)``) on ``data.root``, or on
       ``<data_dir>/<source>`` (where ``workbench data fetch`` puts it); returns a ``DatasetIndex``.
@@ -139,7 +139,8 @@ def dataset_root(data_cfg, seed: int = 0, profile: str = "quick"):
         gen = getattr(wdata, "generate", None)
         if gen is None or isinstance(gen, types.ModuleType):   # not re-exported by workbench.data
             from ...data.generate import generate as gen
-        return Path(gen(data_cfg.preset, profile=data_cfg.profile or profile, seed=seed))
+        return Path(gen(data_cfg.preset, profile=data_cfg.profile or profile, seed=seed,
+                        overrides=list(data_cfg.overrides) or None))
     from ...core.paths import data_dir
 
     root = Path(data_cfg.root) if data_cfg.root else data_dir() / data_cfg.source

@@ -11,6 +11,7 @@ supervision.
 Modules: :mod:`.solver` (the solver layer, reusable on its own), :mod:`.template` (mean-shape
 templates from the synthetic world), :mod:`.model`, :mod:`.rendering` (screen-space rendering),
 :mod:`.augment` (equivariance bookkeeping), :mod:`.losses`, :mod:`.priors` (Laplacian, ARAP),
+:mod:`.occupancy` (solid occupancy of part unions, for templates and 3D IoU),
 :mod:`.data`, :mod:`.train`, :mod:`.evaluate`, :mod:`.baselines` (variants, tables),
 :mod:`.paper` (reported numbers), :mod:`.viz` (figures and notebook widgets).
 """

@@ -36,6 +36,7 @@ from ...eval.metrics import mask_iou, pck
 from ...geometry.pose import pose_summary, rotation_error
 from .config import TTPConfig
 from .data import TTPDataset, dataset_root
+from .losses import resolve_texture_kind
 from .model import TTPModel, TTPOutput
 from .rendering import render_silhouette
 from .train import build_model, load_template, threads
@@ -246,7 +247,8 @@ def evaluate_model(model: TTPModel, cfg: TTPConfig, ds: TTPDataset) -> dict:
     outs = predict(model, ds, cfg.eval.batch_size, iterations=max(iters))
     result: dict = {"profile": cfg.profile, "category": ds.category, "split": ds.split, "n_images": len(ds),
                     "num_basis": model.shape.num_basis, "rigid": bool(model.rigid),
-                    "keypoint_supervision": cfg.loss.keypoint > 0, "gamma": float(model.gamma.detach())}
+                    "keypoint_supervision": cfg.loss.keypoint > 0, "gamma": float(model.gamma.detach()),
+                    "texture_loss": resolve_texture_kind(cfg.loss.texture_kind) if cfg.loss.texture > 0 else "none"}
     per_iter = {}
     final = None
     for k in iters:

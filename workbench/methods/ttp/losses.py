@@ -33,7 +33,7 @@ from ...core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["mask_l1", "chamfer_inside", "chamfer_coverage", "cycle_loss", "edge_length_loss",
+__all__ = ["resolve_texture_kind", "mask_l1", "chamfer_inside", "chamfer_coverage", "cycle_loss", "edge_length_loss",
            "visibility_loss", "equivariance_loss", "keypoint_loss", "rotation_angle",
            "mirror_consistency", "TextureLoss", "deformation_magnitude", "mesh_edges"]
 
@@ -154,6 +154,19 @@ def deformation_magnitude(verts: Tensor, template: Tensor) -> Tensor:
 
 
 # ----------------------------------------------------------------------------------- texture
+def resolve_texture_kind(kind: str = "auto") -> str:
+    """``auto`` -> ``perceptual`` when ImageNet VGG-16 weights are present locally, else ``ssim``."""
+    if kind != "auto":
+        return kind
+    try:
+        from ...nn import locate_pretrained
+
+        locate_pretrained("vgg16")
+        return "perceptual"
+    except Exception:  # noqa: BLE001 - CheckpointError when absent
+        return "ssim"
+
+
 class TextureLoss(torch.nn.Module):
     """Distance between two masked images (B, 3, S, S) in [0, 1].
 
@@ -168,7 +181,9 @@ class TextureLoss(torch.nn.Module):
         if kind not in ("auto", "perceptual", "ssim", "l1"):
             raise ConfigError(f"loss.texture_kind: unknown '{kind}' (auto, perceptual, ssim, l1)")
         self.vgg = None
-        if kind in ("auto", "perceptual"):
+        if kind == "auto":
+            kind = resolve_texture_kind(kind)
+        if kind == "perceptual":
             try:
                 from ...nn import build_backbone
 
@@ -177,11 +192,10 @@ class TextureLoss(torch.nn.Module):
                 for p in self.vgg.parameters():
                     p.requires_grad_(False)
                 kind = "perceptual"
-            except Exception as e:  # noqa: BLE001 - weights absent: documented fallback
-                if kind == "perceptual":
-                    raise ConfigError(f"loss.texture_kind=perceptual needs local VGG-16 weights: {e}") from None
-                log.info("TTP texture loss: no local VGG-16 weights, using SSIM")
-                kind = "ssim"
+            except Exception as e:  # noqa: BLE001 - weights absent or unreadable
+                raise ConfigError(f"loss.texture_kind=perceptual needs local VGG-16 weights: {e}") from None
+        if kind == "ssim":
+            log.info("TTP texture loss: SSIM (no local VGG-16 weights for the perceptual loss)")
         self.kind = kind
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
