@@ -25,6 +25,8 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade --quiet "pip>=24" setuptools wheel
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	@# strip notebook outputs on `git add` (the git filter named in .gitattributes)
+	@if git rev-parse --git-dir >/dev/null 2>&1; then $(BIN)/nbstripout --install --attributes .gitattributes || true; fi
 	@touch $(STAMP)
 
 sysdeps:

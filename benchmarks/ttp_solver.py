@@ -65,7 +65,7 @@ def make_problem(template: torch.Tensor, batch: int, K: int, noise: float, seed:
     V = deform(template, basis, coeffs)
     az = 2 * math.pi * torch.rand(batch, generator=g)
     el = math.radians(-10) + math.radians(50) * torch.rand(batch, generator=g)
-    R = roma.rotvec_to_rotmat(torch.stack([torch.zeros(batch), az, torch.zeros(batch)], -1)) 
+    R = roma.rotvec_to_rotmat(torch.stack([torch.zeros(batch), az, torch.zeros(batch)], -1))
     R = roma.rotvec_to_rotmat(torch.stack([el, torch.zeros(batch), torch.zeros(batch)], -1)) @ R
     t = 0.1 * torch.randn(batch, 2, generator=g)
     s = 0.3 + 0.1 * torch.rand(batch, generator=g)

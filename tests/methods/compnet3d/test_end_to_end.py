@@ -87,3 +87,38 @@ def test_baselines_train_and_evaluate(smoke, variant, tmp_path):
         assert "calib_updates" in s and s["calib_updates"] == 0               # no confusion weights
         per_row = lambda t: t["loss_gflops"] / t["visible_rows"]  # noqa: E731
         assert per_row(s["last_train"]) > 1.5 * per_row(summary["last_train"])   # full contrast costs more
+
+
+def test_pose_pipeline_recovers_ground_truth_from_ideal_features(smoke):
+    """With distinct vertex features and a feature map rendered from them at the ground-truth pose
+    (dataset cameras, feature-resolution intrinsics, principal-point jitter), the evaluation's
+    render-and-compare must find the annotated pose: checks every convention between the data
+    layer and the estimator."""
+    import math
+
+    import torch.nn.functional as F
+
+    from workbench.geometry import rotation_error
+    from workbench.methods.compnet3d.evaluate import CompNetPredictor, feature_intrinsics
+    from workbench.methods.compnet3d.pose import render_vertex_features
+
+    cfg, data, run_dir, summary, metrics = smoke
+    cfg = cfg.with_overrides(["pose.n_azimuth=12", "pose.n_elevation=4", "pose.n_theta=3", "pose.refine_steps=15"])
+    model = load_trained(cfg, run_dir, data, torch.device("cpu"))
+    g = torch.Generator().manual_seed(0)
+    model.bank.vertex.copy_(F.normalize(torch.randn(model.bank.vertex.shape, generator=g), dim=-1)
+                            * model.bank.valid[..., None])
+    b = next(iter(data.loader("test", batch_size=8)))
+    h, w = data.image_size[0] // cfg.model.stride, data.image_size[1] // cfg.model.stride
+    focal, principal = feature_intrinsics(b, data.image_size, (h, w), torch.device("cpu"))
+    y = b["label"]
+    n = model.n_verts
+    feats, cover = render_vertex_features([model.verts[i, : n[i]] for i in y], [model.faces[i] for i in y],
+                                          [model.bank.vertex[i, : n[i]] for i in y], b["R"], b["T"], focal,
+                                          principal, (h, w))
+    bg = model.bank.background[torch.randint(0, model.bank.n_background, (len(y), h, w), generator=g)]
+    fmap = F.normalize(torch.where(cover[:, None], feats, bg.permute(0, 3, 1, 2)), dim=1)
+    res = CompNetPredictor(model, cfg, data.median_distance).pose(fmap, y, focal, principal)
+    err = torch.rad2deg(rotation_error(res.R, b["R"]))
+    assert (err < 30).float().mean() >= 0.85, err
+    assert err.median() < 10, err

@@ -107,6 +107,29 @@ def fragments_to_local(frags, faces_packed: torch.Tensor, verts_first: torch.Ten
     return fv.reshape(N, -1, 3), bary.reshape(N, -1, 3)
 
 
+def render_vertex_features(verts: list[torch.Tensor], faces: list[torch.Tensor], feats: list[torch.Tensor],
+                           R: torch.Tensor, T: torch.Tensor, focal: torch.Tensor, principal: torch.Tensor,
+                           size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``C_hat(alpha)``: each mesh's vertex features interpolated over its rasterized faces.
+
+    Args: per-image ``verts (V_b, 3)``, ``faces (F_b, 3)``, ``feats (V_b, D)``; cameras
+    ``R (B, 3, 3)``, ``T (B, 3)``, ``focal (B,)``, ``principal (B, 2)`` at the ``size (h, w)`` grid.
+
+    Returns:
+        ``features (B, D, h, w)`` (0 where no face) and ``covered (B, h, w)`` bool.
+    """
+    frags = rasterize(verts, faces, R, T, focal, principal, size)
+    offs = torch.tensor([0] + [int(v.shape[0]) for v in verts[:-1]], device=R.device).cumsum(0)
+    faces_packed = torch.cat([f.to(R.device) + o for f, o in zip(faces, offs.tolist())])
+    vidx, bary = fragments_to_local(frags, faces_packed, offs, torch.arange(len(verts), device=R.device))
+    h, w = size
+    out = []
+    for b, fb in enumerate(feats):
+        x = (fb[vidx[b].clamp_min(0)] * bary[b][..., None]).sum(-2)            # (hw, D)
+        out.append(x.T.reshape(-1, h, w))
+    return torch.stack(out), (vidx[..., 0] >= 0).view(-1, h, w)
+
+
 @dataclass
 class PoseResult:
     """Estimated poses of a batch (radians; ``R (B, 3, 3)``, ``T (B, 3)``), final eq-8 loss,

@@ -214,6 +214,27 @@ class DualHeadStep:
         return {"loss": l_cls + l_pose, "loss_cls": l_cls.detach(), "loss_pose": l_pose.detach(), "train_acc": acc}
 
 
+def make_eval_fn(cfg: CompNet3DConfig, data: TaskData, device):
+    """``eval_fn`` for the Trainer: classification accuracy on the ``val`` split (eq 7 for the mesh
+    model, the class head for the dual head); pose is left to :func:`~.evaluate.evaluate`."""
+    split = "val" if "val" in data.available_splits else "calib"
+
+    @torch.no_grad()
+    def eval_fn(model, step: int) -> dict:
+        loader = data.loader(split, batch_size=cfg.eval.batch_size, max_images=cfg.eval.max_images)
+        if isinstance(model, NeuralMeshModel):
+            pred, target = predict_classes(model, loader, device)
+        else:
+            preds, targets = [], []
+            for b in loader:
+                preds.append(model(b["image"].to(device))[0].argmax(1).cpu())
+                targets.append(b["label"])
+            pred, target = torch.cat(preds), torch.cat(targets)
+        return {f"{split}_acc": float((pred == target).float().mean())}
+
+    return eval_fn
+
+
 def calib_interval(cfg: CompNet3DConfig, n_train: int) -> int:
     """Iterations between confusion-weight recomputations (2 epochs-equivalent by default)."""
     if cfg.loss.calib_every > 0:
@@ -242,8 +263,9 @@ def train(cfg: CompNet3DConfig, run_dir: Path, callbacks=(), data: TaskData | No
         step_fn = DualHeadStep(cfg)
     loader = ResumableLoader(data.dataset("train"), cfg.train.batch_size, seed=cfg.train.seed,
                              num_workers=cfg.train.num_workers)
+    eval_fn = make_eval_fn(cfg, data, trainer.device) if cfg.train.eval_every > 0 else None
     t0 = time.perf_counter()
-    result = trainer.fit(step_fn, loader)
+    result = trainer.fit(step_fn, loader, eval_fn)
     wall = time.perf_counter() - t0
     summary = {
         "status": result.status, "step": result.step, "train_time_s": result.elapsed_s,

@@ -130,6 +130,7 @@ class EvalConfig(Config):
     batch_objects: int = 16         # objects per forward pass when embedding a split
     rho_objects: int = 64           # train objects used for the rho (Fig. 6) tracking
     early_stop_ratio: float = 0.0   # official criterion: stop once es_ratio > 1.5; 0 = off
+    figures: bool = True            # write figures/rho.png and figures/retrieval_obj.png after evaluating
 
 
 @dataclass
@@ -153,7 +154,7 @@ class PiroConfig(Config):
             "sampling": {"n_views": 6},
             "train": {"iterations": 40, "lr": 2e-3, "milestones": [], "batch_size": 4,
                       "log_every": 10, "eval_every": 20, "checkpoint_every": 20, "progress": False},
-            "eval": {"batch_objects": 32, "rho_objects": 16},
+            "eval": {"batch_objects": 32, "rho_objects": 16, "figures": False},
         },
         "quick": {
             "profile": "quick",

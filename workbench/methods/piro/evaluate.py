@@ -8,6 +8,8 @@ separation statistics of the test objects in both spaces, and writes
 
 * ``eval.json`` (flat ``{metric: value}``; accuracies/mAPs x100; undefined values, e.g. rho
   without two objects in a category, as ``null``; plus ``profile``), atomically;
+* ``figures/rho.png`` and ``figures/retrieval_obj.png`` when ``eval.figures`` (see
+  :func:`~.viz.write_run_figures`);
 * ``embeddings.pt``: the test embeddings (SV/MV, both spaces, half-view MV object embeddings),
   the train MV/SV category embeddings and the labels, for the notebook's UMAP and galleries.
 """
@@ -76,6 +78,10 @@ def evaluate(cfg: PiroConfig, run_dir: str | Path, data: Mapping[str, MultiViewS
             "backend": backend,
         })
     metrics["profile"] = cfg.profile
+    if cfg.eval.figures:
+        from .viz import write_run_figures
+
+        write_run_figures(run_dir, te_emb, te.images, te.category_names)
     write_json(run_dir / "eval.json", {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
                                        for k, v in metrics.items()})
     log.info("piro eval %s: %s", run_dir.name,

@@ -66,16 +66,29 @@ def resolve_backend(backend: str = "auto") -> str:
     return backend
 
 
+def _device(device: str | torch.device | None) -> torch.device:
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _chunk(n_gallery: int, budget: int = 1 << 24) -> int:
+    """Queries per block so that a block's distance matrix holds about ``budget`` entries."""
+    return max(1, budget // max(1, n_gallery))
+
+
 def knn_search(query: Any, gallery: Any, k: int, backend: str = "auto",
-               chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+               device: str | torch.device | None = "auto") -> tuple[torch.Tensor, torch.Tensor]:
     """Exact k nearest neighbours under squared L2 distance.
 
     Args:
         query: ``(Q, D)``; gallery: ``(G, D)``; k: neighbours (clipped to G).
-        backend: ``"faiss"`` (``IndexFlatL2``), ``"torch"`` (chunked ``cdist``) or ``"auto"``.
+        backend: ``"faiss"`` (``IndexFlatL2``), ``"torch"`` (blocked float64 ``cdist`` + top-k,
+            on ``device``: CUDA when available) or ``"auto"`` (faiss when installed).
     Returns:
-        ``(dist (Q, k) squared L2, index (Q, k) int64)``, nearest first. The torch backend
-        breaks ties by gallery index (stable sort).
+        ``(dist (Q, k) squared L2, index (Q, k) int64)`` on the CPU, nearest first. The torch
+        backend orders equal distances by gallery index (exactly unless more than 8 gallery items
+        tie with the k-th).
     """
     q, g = _t(query), _t(gallery)
     if q.ndim != 2 or g.ndim != 2 or q.shape[1] != g.shape[1]:
@@ -88,13 +101,20 @@ def knn_search(query: Any, gallery: Any, k: int, backend: str = "auto",
         index.add(np.ascontiguousarray(g.numpy(), dtype=np.float32))
         d, i = index.search(np.ascontiguousarray(q.numpy(), dtype=np.float32), k)
         return torch.from_numpy(d), torch.from_numpy(i).long()
+    dev = _device(device)
     dists, idx = [], []
-    g64 = g.double()
-    for s in range(0, q.shape[0], chunk):
-        dd = torch.cdist(q[s:s + chunk].double(), g64).pow(2)
-        vals, order = torch.sort(dd, dim=1, stable=True)
-        dists.append(vals[:, :k].float())
-        idx.append(order[:, :k])
+    g64 = g.to(dev, torch.float64)
+    step = _chunk(g.shape[0])
+    for s in range(0, q.shape[0], step):
+        dd = torch.cdist(q[s:s + step].to(dev, torch.float64), g64).pow(2)
+        # the k (+ a few, for ties) smallest, re-ordered by (distance, gallery index)
+        kk = min(g.shape[0], k + 8)
+        vals, cand = dd.topk(kk, dim=1, largest=False, sorted=False)
+        by_index = torch.argsort(cand, dim=1)
+        vals, cand = vals.gather(1, by_index), cand.gather(1, by_index)
+        by_dist = torch.sort(vals, dim=1, stable=True).indices
+        dists.append(vals.gather(1, by_dist)[:, :k].float().cpu())
+        idx.append(cand.gather(1, by_dist)[:, :k].cpu())
     return torch.cat(dists), torch.cat(idx)
 
 
@@ -123,21 +143,26 @@ def average_precision(relevance: Any) -> float:
 
 
 def ranking_map(query: Any, gallery: Any, query_labels: Any, gallery_labels: Any,
-                exclude: Any | None = None, chunk: int = 1024) -> float:
+                exclude: Any | None = None, chunk: int | None = None,
+                device: str | torch.device | None = "auto") -> float:
     """mAP of ranking the whole gallery by L2 distance for every query.
 
     Args:
         query ``(Q, D)``, gallery ``(G, D)``, labels ``(Q,)``/``(G,)``; relevant = same label.
         exclude: optional ``(Q,)`` gallery index to drop from each query's ranking (-1: none),
             e.g. the query itself when the probe set is its own gallery.
+        chunk: queries per block (default: about 16M distance entries per block).
+        device: where the blocks are ranked (CUDA when available by default).
     Returns:
         mAP in [0, 1]. Ties in distance are ranked by gallery index (stable sort).
     """
-    q, g = _t(query).double(), _t(gallery).double()
-    ql, gl = _t(query_labels, torch.int64), _t(gallery_labels, torch.int64)
+    dev = _device(device)
+    q, g = _t(query).to(dev, torch.float64), _t(gallery).to(dev, torch.float64)
+    ql, gl = _t(query_labels, torch.int64).to(dev), _t(gallery_labels, torch.int64).to(dev)
+    chunk = chunk or _chunk(g.shape[0])
     if q.shape[0] != ql.shape[0] or g.shape[0] != gl.shape[0]:
         raise ShapeError("ranking_map: embeddings and labels differ in length")
-    ex = None if exclude is None else _t(exclude, torch.int64)
+    ex = None if exclude is None else _t(exclude, torch.int64).to(dev)
     aps = []
     for s in range(0, q.shape[0], chunk):
         d = torch.cdist(q[s:s + chunk], g).pow(2)
@@ -153,7 +178,7 @@ def ranking_map(query: Any, gallery: Any, query_labels: Any, gallery_labels: Any
         prec = hits / ranks.clamp_min(1)
         n_rel = rel_f.sum(1)
         ap = torch.where(n_rel > 0, (prec * rel_f).sum(1) / n_rel.clamp_min(1), torch.zeros_like(n_rel))
-        aps.append(ap)
+        aps.append(ap.cpu())
     return float(torch.cat(aps).mean()) if aps else 0.0
 
 

@@ -25,7 +25,7 @@ def rho_curves(runs: Mapping[str, str | Path], metrics: Sequence[str] = RHO_METR
     """Fig. 6: ``d_intra^max``, ``d_inter^min`` and ``rho`` of the object space over training.
 
     ``runs``: ``{label: run_dir}`` (e.g. ``{"single": ..., "dual": ...}``); reads the ``eval`` rows
-    of each ``metrics.csv``.
+    of each ``metrics.csv``. ``title=""`` draws no title.
     """
     from ...viz import load_metrics, training_curves
 
@@ -38,8 +38,9 @@ def rho_curves(runs: Mapping[str, str | Path], metrics: Sequence[str] = RHO_METR
     present = [m for m in metrics if any(m in f.columns for f in frames.values())]
     if not present:
         raise DataError(f"no rho metrics ({', '.join(metrics)}) in the runs' metrics.csv")
-    return training_curves(frames, present, ncols=len(present),
-                           title=title or "Fig. 6: object-space separation over training (rho = d_inter^min / d_intra^max)")
+    if title is None:
+        title = "Fig. 6: object-space separation over training (rho = d_inter^min / d_intra^max)"
+    return training_curves(frames, present, ncols=len(present), title=title or None)
 
 
 def confusable_categories(emb: Mapping[str, torch.Tensor], n: int = 5, space: str = "cat") -> list[int]:
@@ -153,7 +154,7 @@ def retrieval_gallery(emb: Mapping[str, torch.Tensor], images: torch.Tensor, que
         d[q] = float("inf")
         top = torch.argsort(d, stable=True)[:k]
         tiles.append(images[o, view])
-        titles.append(f"query: {name(cats[o])} #{int(emb['objects'][o])}")
+        titles.append(f"query {name(cats[o])} #{int(emb['objects'][o])}")
         for r, t in enumerate(top.tolist()):
             to, tv = divmod(t, v)
             hit = (to == o) if space == "obj" else (cats[to] == cats[o])
@@ -223,3 +224,31 @@ def dimension_ablation(launch: Callable[[int, int], Mapping[str, float]], dims: 
     box = W.VBox([W.HBox([cat_s, obj_s, run]), status, fig])
     return box, {"cat_dim": cat_s, "obj_dim": obj_s, "run": run, "figure": fig, "results": results,
                  "run_dims": run_dims, "table": table, "status": status}
+
+
+def write_run_figures(run_dir: str | Path, test_emb: Mapping[str, torch.Tensor], test_images: torch.Tensor | None,
+                      category_names: Sequence[str] | None = None) -> list[Path]:
+    """Export a run's figures to ``run_dir/figures`` (PNG; the report embeds them).
+
+    ``rho.png``: Fig. 6 curves of this run; ``retrieval_obj.png``: three object-space queries
+    with their top-5. Export problems are logged, never raised (figures are a by-product).
+    """
+    from ...viz import export
+
+    run_dir = Path(run_dir)
+    out = []
+    jobs = []
+    if (run_dir / "metrics.csv").is_file():
+        jobs.append(("rho.png", lambda: rho_curves({run_dir.name: run_dir}, title="")))
+    if test_images is not None and len(test_emb["categories"]) > 0:
+        n = len(test_emb["categories"])
+        queries = [(o, 0) for o in range(0, n, max(1, n // 3))][:3]
+        jobs.append(("retrieval_obj.png", lambda: retrieval_gallery(test_emb, test_images, queries, k=5, space="obj",
+                                                                    category_names=category_names)))
+    for name, make in jobs:
+        try:
+            res = export(make(), run_dir / "figures" / name)
+            out.extend(res.paths)
+        except Exception as e:  # noqa: BLE001 - a figure must never fail an evaluation
+            log.warning("piro: could not write %s: %s", name, e)
+    return out

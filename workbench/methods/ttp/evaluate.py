@@ -24,7 +24,6 @@ Metrics (``eval.json``; everything per solver iteration ``k`` in ``cfg.eval.iter
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 
 import numpy as np

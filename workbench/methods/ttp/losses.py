@@ -23,8 +23,6 @@ shape priors           cot-Laplacian of V, uniform Laplacian of the basis meshes
 from __future__ import annotations
 
 import logging
-from typing import Callable
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -221,13 +219,3 @@ class TextureLoss(torch.nn.Module):
             nb = fb[k] / (fb[k].pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
             total = total + (na - nb).pow(2).sum(1).mean()
         return total
-
-
-# ------------------------------------------------------------------------------ shape priors
-def _geometry(name: str) -> Callable:
-    from ... import geometry
-
-    fn = getattr(geometry, name, None)
-    if fn is None:
-        raise ConfigError(f"workbench.geometry.{name} is not available (needed by TTP's shape priors)")
-    return fn
