@@ -149,3 +149,16 @@ def test_within_category_nn_accuracy():
     # unrestricted 1-NN: view 0 -> 0.1 (obj 2) wrong; restricted to category 0: 0 -> 0.2 (obj 0) right
     assert nn_other_accuracy(e, obj, backend="torch") < 1.0
     assert within_category_nn_accuracy(e, obj, cat) == pytest.approx(1.0)
+
+
+def test_knn_search_torch_matches_brute_force_with_ties():
+    rng = np.random.default_rng(3)
+    g = np.round(rng.normal(size=(60, 3)), 1)            # coarse values: many exact ties
+    g[10] = g[3]
+    q = g[[3, 7, 20]]
+    d, i = knn_search(q, g, 5, backend="torch", device="cpu")
+    for r in range(3):
+        dist = ((g - q[r]) ** 2).sum(1)
+        ref = sorted(range(60), key=lambda j: (dist[j], j))[:5]
+        assert i[r].tolist() == ref
+    assert i[0, :2].tolist() == [3, 10]                   # the duplicate comes after, by index
