@@ -6,8 +6,13 @@ Profiles:
 * ``quick``: a few minutes on a 2-core CPU: ``small_cnn(width=16)`` trained from scratch, its
   64 x 7 x 7 feature map flattened (as the paper flattens VGG's 512 x 7 x 7), 64 px, 128-d
   embeddings, 6 random views per pair, 1000 iterations.
-* ``full``: the paper's settings (VGG-16 ImageNet weights when available, 224 px, 2048-d,
-  flattened 25088-d VGG feature, Adam 1e-5, LR halved five times over the run).
+* ``full``: the paper's settings (VGG-16 with ImageNet weights -- torchvision's
+  ``vgg16-397923af.pth`` must be in the torch hub cache or ``$WB_WEIGHTS_DIR``, nothing is
+  downloaded --, 224 px, 2048-d, flattened 25088-d VGG feature, Adam 1e-5, the LR halved at
+  20/40/60/80 % of the run, the official augmentation). Its 25k iterations suit the synthetic
+  preset; the paper's 25 epochs on a real dataset are ``25 * N_train * Ncomp / pairs``
+  iterations (Ncomp = 10 for ObjectPI/ModelNet-40, 3 for FG3D; e.g. ModelNet-40 with 3 pairs per
+  batch: 25 * 3183 * 10 / 3 = 265k), and FG3D used lr 5e-5 and ``loss.inter_weight=2``.
 
 Schedules are in iterations: one iteration is one batch of ``train.batch_size`` same-category
 object *pairs* (the official code: 4 pairs for ObjectPI, 3 for ModelNet-40, 9 for FG3D); the
