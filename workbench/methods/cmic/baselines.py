@@ -132,7 +132,8 @@ def table1(df: pd.DataFrame, profile: str) -> pd.DataFrame:
     cols = [("Top-1 %", "top1", 100.0), ("Top-10 %", "top10", 100.0), ("seen d_HAU", "d_hau", 1.0),
             ("seen IoU", "iou", 1.0), ("unseen d_HAU", "unseen_d_hau", 1.0), ("unseen IoU", "unseen_iou", 1.0)]
     full = df[df["variant"] == "full"] if len(df) else df
-    cats = sorted({k.split("/")[1] for k in full.columns if k.startswith("cat/") and k.endswith("/top1")})
+    cats = sorted({k.split("/")[1] for k in full.columns if k.startswith("cat/") and k.endswith("/top1")
+                   and pd.to_numeric(full[k], errors="coerce").notna().any()})
     rows = []
 
     def add(label, prefix, variant, paper_row):
