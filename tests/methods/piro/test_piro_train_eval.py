@@ -13,7 +13,7 @@ from workbench.methods.piro.evaluate import evaluate
 from workbench.methods.piro.tables import tables
 from workbench.methods.piro.train import augment_views, train
 
-from conftest import tiny_backbone, toy_splits
+from piro_toy import tiny_backbone, toy_splits
 
 OVR = ["train.iterations=60", "train.eval_every=30", "train.checkpoint_every=30", "train.log_every=10",
        "data.image_size=24", "train.milestones=[]", "model.cat_dim=16", "model.obj_dim=16", "model.pool=avg"]

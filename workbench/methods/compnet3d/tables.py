@@ -120,8 +120,9 @@ def table1(rows: Iterable[tuple[str, str, Mapping]]) -> pd.DataFrame:
         steps = max(1, tr.get("step", 0))
         p = paper.TABLE1.get(ref.get(variant, ""), {})
         lt = tr.get("last_train", {})
+        gf = lt.get("loss_gflops")
         out.append({"model": label, "contrast": res.get("contrast"),
-                    "loss GFLOPs/step": lt.get("loss_gflops"),
+                    "loss GFLOPs/step": None if gf is None else f"{gf:.3g}",
                     "train time (s)": tr.get("train_time_s"), "steps": tr.get("step"),
                     "iid acc": _pct(_split_value(res, "iid", "class")),
                     "paper GFLOPs": p.get("gflops"), "paper train h": p.get("train_hours"),

@@ -247,7 +247,7 @@ def train(cfg: CompNet3DConfig, run_dir: Path, callbacks=(), data: TaskData | No
     """Train (resumably) into ``run_dir``; returns the final training summary."""
     run_dir = Path(run_dir)
     data = data or load_task_data(cfg)
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed + cfg.train.seed)
     model = build_model(cfg, data)
     opt = build_optimizer(model, cfg.train)
     sched = build_scheduler(opt, cfg.train)
@@ -255,13 +255,15 @@ def train(cfg: CompNet3DConfig, run_dir: Path, callbacks=(), data: TaskData | No
     schedule = ConfusionSchedule(data.n_classes, calib_interval(cfg, data.n_train), cfg.loss.weight_threshold)
     if cfg.model.kind == "compnet":
         state["confusion"] = schedule
-    trainer = Trainer(model, opt, run_dir, cfg.train, scheduler=sched, callbacks=list(callbacks), config=cfg,
+    # the run's ``seed`` drives model init, data order and every random draw (``train.seed`` offsets it)
+    tcfg = cfg.train.merged({"seed": cfg.seed + cfg.train.seed})
+    trainer = Trainer(model, opt, run_dir, tcfg, scheduler=sched, callbacks=list(callbacks), config=cfg,
                       state=state)
     if cfg.model.kind == "compnet":
         step_fn = CompNetStep(cfg, data, schedule, trainer.device)
     else:
         step_fn = DualHeadStep(cfg)
-    loader = ResumableLoader(data.dataset("train"), cfg.train.batch_size, seed=cfg.train.seed,
+    loader = ResumableLoader(data.dataset("train"), cfg.train.batch_size, seed=tcfg.seed,
                              num_workers=cfg.train.num_workers)
     eval_fn = make_eval_fn(cfg, data, trainer.device) if cfg.train.eval_every > 0 else None
     t0 = time.perf_counter()

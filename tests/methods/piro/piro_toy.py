@@ -1,4 +1,5 @@
-"""A tiny procedural multi-view world for PiRO's unit-level end-to-end tests.
+"""A tiny procedural multi-view world for PiRO's unit-level end-to-end tests (a helper module with
+a unique name, imported by the tests; conftest modules of other folders share the name ``conftest``).
 
 Each category is a template of coloured 3D Gaussian blobs; an object perturbs the template
 (slightly: fine-grained); a view rotates the object about +Y (azimuth 2 pi k / V) and splats the
@@ -6,7 +7,6 @@ blobs orthographically into an image. Seconds to build, independent of the data 
 """
 import math
 
-import pytest
 import torch
 import torch.nn as nn
 
@@ -61,7 +61,3 @@ class TinyCNN(nn.Module):
 def tiny_backbone(name, pretrained=False, **kwargs):
     return TinyCNN()
 
-
-@pytest.fixture(scope="session")
-def toy_data():
-    return toy_splits()
