@@ -134,7 +134,7 @@ def run_device(device: torch.device, args, template: torch.Tensor) -> list[dict]
 
             t_ours, o = time_solver(ours, device, args.repeats)
             t_aff, oa = time_solver(ours_affine, device, args.repeats)
-            t_ref, rf = time_solver(ref, device, max(1, args.repeats // 3))
+            t_ref, rf = time_solver(ref, device, max(2, args.repeats // 2))
             e_ours, e_aff, e_ref = (final_energy(x, u, w, s, c) for x in (o, oa, rf))
             rows.append({
                 "device": device.type, "batch": batch, "iterations": iters, "n_verts": int(T.shape[0]),
@@ -165,7 +165,7 @@ def main(argv=None) -> int:
     ap.add_argument("--K", type=int, default=16)
     ap.add_argument("--gamma", type=float, default=1.0)
     ap.add_argument("--noise", type=float, default=0.02)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: default)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--devices", nargs="+", default=None, help="default: cpu, and cuda when available")

@@ -486,8 +486,9 @@ def solve_deformation(template: Tensor, basis: Tensor, u: Tensor, w: Tensor, R: 
     K = basis.shape[0]
     _check("basis", basis, (K, N, 3))
     resid = u - project_weak_perspective(template, R, t, scale, centre)            # (B, N, 2)
-    Om = torch.einsum("bij,knj->bkni", R[:, :2], basis) * scale[:, None, None, None]  # (B,K,N,2)
-    Om = Om.reshape(B, K, 2 * N)
+    # Omega (B, K, 2N): rows of the first two rotation rows applied to every basis vector, times s
+    Om = torch.matmul(basis.reshape(1, K * N, 3), R[:, :2].transpose(1, 2))        # (B, K*N, 2)
+    Om = (Om * scale[:, None, None]).reshape(B, K, 2 * N)
     W = w[..., None].expand(B, N, 2).reshape(B, 2 * N)                              # x, y pairs
     OmW = Om * W[:, None]
     gamma = torch.as_tensor(gamma, dtype=u.dtype, device=u.device).clamp_min(1e-8)
