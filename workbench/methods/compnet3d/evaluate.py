@@ -149,6 +149,13 @@ def evaluate_split(model, cfg: CompNet3DConfig, data: TaskData, split: str, devi
             err_pred.append(rotation_error(R_p, R_gt).cpu())
         correct += int((pred == labels).sum()) if split != "unknown" else 0
         n += labels.shape[0]
+        if split != "unknown":
+            for i, name in enumerate(batch["category_name"]):
+                d = per_cat.setdefault(name, {"errors": [], "correct": 0, "n": 0})
+                d["correct"] += int(pred[i] == labels[i])
+                d["n"] += 1
+                if err_pred:
+                    d["errors"].append(float(err_pred[-1][i]))
         if split == "unknown":
             names = batch["category_name"]
             errs = err_pred[-1]
@@ -163,6 +170,12 @@ def evaluate_split(model, cfg: CompNet3DConfig, data: TaskData, split: str, devi
         out["pose"] = _summ(err_pred)
     if err_gt:
         out["pose_gt"] = _summ(err_gt)
+    if split != "unknown":
+        out["per_category"] = {
+            name: {"n": d["n"], "acc": d["correct"] / max(d["n"], 1),
+                   **({"pose_acc_pi6": float(pose_summary(torch.tensor(d["errors"], dtype=torch.float64))["acc_pi6"])}
+                      if d["errors"] else {})}
+            for name, d in sorted(per_cat.items())}
     if split == "unknown":
         out["per_category"] = {}
         for name, d in sorted(per_cat.items()):
