@@ -14,8 +14,6 @@ Writes ``<outputs>/benchmarks/compnet3d_scaling.json`` and ``.png`` and prints a
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import platform
 import statistics
 import sys
@@ -41,13 +39,14 @@ def _label(mode: str, n: int | None) -> str:
     return "full" if mode == "full" else f"grouped_N{n}"
 
 
-def _batch(bank: FeatureBank, batch: int, visible_frac: float, g: torch.Generator, device):
-    """Random unit features; exactly ``visible_frac * min(vertices)`` visible slots per image, so
-    the number of loss rows is the same for every Y."""
+def _batch(bank: FeatureBank, batch: int, visible_frac: float, target_vertices: int, g: torch.Generator, device):
+    """Random unit features; exactly ``visible_frac * 0.9 * target_vertices`` visible slots per
+    image (every cuboid has more real vertices than that), so the number of loss rows is the same
+    for every Y."""
     Y, K, D = bank.vertex.shape
     labels = torch.randint(0, Y, (batch,), generator=g)
     feats = F.normalize(torch.randn(batch, K, D, generator=g), dim=-1)
-    n_vis = max(1, int(visible_frac * int(bank.valid.sum(1).min())))
+    n_vis = max(1, min(int(visible_frac * 0.9 * target_vertices), int(bank.valid.sum(1).min())))
     keys = torch.rand(batch, K, generator=g).masked_fill(~bank.valid[labels].cpu(), -1.0)
     visible = torch.zeros(batch, K, dtype=torch.bool)
     visible.scatter_(1, keys.topk(n_vis, dim=1).indices, True)
@@ -65,7 +64,7 @@ def measure(Y: int, mode: str, n: int | None, args, device) -> dict:
     g = torch.Generator().manual_seed(1000 + Y)
     counts = category_vertex_counts(Y, args.vertices, seed=Y)
     bank = FeatureBank(counts, args.dim, args.background, generator=g).to(device)
-    feats, visible, labels, bgf = _batch(bank, args.batch, args.visible, g, device)
+    feats, visible, labels, bgf = _batch(bank, args.batch, args.visible, args.vertices, g, device)
     sg = torch.Generator().manual_seed(0)
 
     def step():

@@ -30,7 +30,8 @@ def smoke(views_smoke_root, tmp_path_factory):
 def test_registry_and_variants():
     spec = get_method("compnet3d")
     assert spec is METHOD and spec.presets == ("views",)
-    assert [v.name for v in spec.variants] == ["compnet3d", "compnet3d_n64", "novum", "dualhead"]
+    assert [v.name for v in spec.variants] == ["compnet3d", "compnet3d_n64", "compnet3d_noweights",
+                                                    "novum", "dualhead"]
 
 
 def test_training_fits_the_training_images_far_above_chance(smoke):
@@ -94,8 +95,6 @@ def test_pose_pipeline_recovers_ground_truth_from_ideal_features(smoke):
     (dataset cameras, feature-resolution intrinsics, principal-point jitter), the evaluation's
     render-and-compare must find the annotated pose: checks every convention between the data
     layer and the estimator."""
-    import math
-
     import torch.nn.functional as F
 
     from workbench.geometry import rotation_error

@@ -1,6 +1,4 @@
 """Loss eqs 2-5 against a direct loop reference; FLOP counting; gradients."""
-import math
-
 import pytest
 import torch
 import torch.nn.functional as F

@@ -14,7 +14,6 @@ layout of the paper's Tables 2, 3 and 4 with the paper's numbers beside them.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections import Counter
 from pathlib import Path
@@ -30,7 +29,7 @@ from ...train import load_model_weights
 from .classify import class_scores
 from .config import CompNet3DConfig
 from .data import TaskData, load_task_data
-from .model import DualHead, NeuralMeshModel, bins_to_angles
+from .model import NeuralMeshModel, bins_to_angles
 from .pose import RenderAndCompare, pixel_similarities, pose_grid
 from .train import build_model
 

@@ -206,8 +206,7 @@ def compnet_loss(
 
 
 def loss_flops(n_rows: int, n_vertices: int, n_background: int, n_classes: int, dim: int,
-               contrast: Contrast = "grouped", n_sample: int = 32, n_row_classes: int | None = None,
-               n_bg_feats: int = 0, backward: bool = True) -> dict[str, int]:
+               contrast: Contrast = "grouped", n_sample: int = 32, n_bg_feats: int = 0, backward: bool = True) -> dict[str, int]:
     """Matrix-multiply FLOPs of :func:`compnet_loss` for one batch (2 per multiply-add).
 
     Args:
@@ -218,8 +217,6 @@ def loss_flops(n_rows: int, n_vertices: int, n_background: int, n_classes: int, 
         dim: ``D``.
         contrast: ``"grouped"`` or ``"full"``.
         n_sample: ``N`` (grouped).
-        n_row_classes: unused by the count (the grouped in-class product is ``M x K`` whatever
-            the split of rows into classes); kept for call-site clarity.
         n_bg_feats: background features entering the regulariser (0 = regulariser off).
         backward: add the backward pass (gradients flow to the features only: one more
             product of the same size per forward product).

@@ -14,7 +14,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from ...core.errors import ConfigError, DataError
+from ...core.errors import DataError
+from ...geometry import cuboid_mesh
 
 
 def novum_cuboid_vertex_count(size: Sequence[float], n_vertices: int) -> int:
@@ -30,36 +31,12 @@ def novum_cuboid_vertex_count(size: Sequence[float], n_vertices: int) -> int:
     return 2 * (n(sx) * n(sy) + n(sy) * n(sz) + n(sx) * n(sz))
 
 
-def _cuboid_mesh():
-    try:
-        from ...geometry import cuboid_mesh  # type: ignore[attr-defined]
-    except ImportError:
-        try:
-            from ...geometry.mesh import cuboid_mesh  # type: ignore
-        except ImportError:
-            return None
-    return cuboid_mesh
-
-
-def random_cuboids(n: int, seed: int = 0) -> list[tuple[float, float, float]]:
-    """``n`` box sizes with largest side 1 and the others in [0.3, 1] (stand-in categories)."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n):
-        s = rng.uniform(0.3, 1.0, size=3)
-        s[rng.integers(3)] = 1.0
-        out.append(tuple(float(v) for v in s))
-    return out
-
-
 def procedural_cuboids(n: int, seed: int = 0, instances: int = 3) -> list[tuple[float, float, float]]:
     """Cuboid sizes of ``n`` procedural categories of the synthetic world (``instances`` sampled
-    shapes each, 99% coverage box as NOVUM); falls back to :func:`random_cuboids` without it."""
-    try:
-        from ...data.procedural import procedural_categories
-        from ...data.world import category_cuboid, make_object, sample_params
-    except ImportError:
-        return random_cuboids(n, seed)
+    shapes each; the box holding 99% of their vertex coordinates, as NOVUM)."""
+    from ...data.procedural import procedural_categories
+    from ...data.world import category_cuboid, make_object, sample_params
+
     out = []
     for i, cat in enumerate(procedural_categories(n, seed=seed)):
         rng = np.random.default_rng(1000 * seed + i)
@@ -75,9 +52,6 @@ def cuboid_about(size: Sequence[float], target: int):
 
     Returns ``(verts (V, 3), faces (F, 3))``.
     """
-    build = _cuboid_mesh()
-    if build is None:
-        raise ConfigError("workbench.geometry.cuboid_mesh is not available")
     size_t = torch.as_tensor([float(v) for v in size], dtype=torch.float32)
     best, n = None, int(target)
     tried = set()
@@ -85,7 +59,7 @@ def cuboid_about(size: Sequence[float], target: int):
         if n in tried or n < 8:
             break
         tried.add(n)
-        v, f = _verts_faces(build(size_t, n))
+        v, f = _verts_faces(cuboid_mesh(size_t, n))
         if best is None or abs(v.shape[0] - target) < abs(best[0].shape[0] - target):
             best = (v, f)
         if v.shape[0] == target:
@@ -97,8 +71,6 @@ def cuboid_about(size: Sequence[float], target: int):
 def category_vertex_counts(n_classes: int, n_vertices: int = 500, seed: int = 0) -> list[int]:
     """Vertex counts of ``n_classes`` procedural category cuboids meshed with about ``n_vertices`` each."""
     sizes = procedural_cuboids(n_classes, seed)
-    if _cuboid_mesh() is None:
-        return [novum_cuboid_vertex_count(s, n_vertices) for s in sizes]
     return [int(cuboid_about(s, n_vertices)[0].shape[0]) for s in sizes]
 
 
@@ -147,9 +119,6 @@ def build_category_meshes(cuboids: Mapping[str, Sequence[float]], names: Sequenc
                           n_vertices: int, centers: Mapping[str, Sequence[float]] | None = None) -> CategoryMeshes:
     """Cuboid meshes for ``names`` from ``cuboids`` (``{name: [sx, sy, sz]}`` full side lengths),
     each about ``n_vertices`` vertices, translated to ``centers[name]`` when given."""
-    build = _cuboid_mesh()
-    if build is None:
-        raise ConfigError("workbench.geometry.cuboid_mesh is not available yet")
     verts, faces = [], []
     for n in names:
         if n not in cuboids:

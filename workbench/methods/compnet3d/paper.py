@@ -49,6 +49,7 @@ TABLE4 = {
 VARIANT_TO_PAPER = {
     "compnet3d": {"table2": "3D-CompNets (R50)", "table4": "3D-CompNets (ViT)", "table3": "3D-CompNets"},
     "compnet3d_n64": {"table2": "3D-CompNets (R50)", "table4": "3D-CompNets (ViT)", "table3": "3D-CompNets"},
+    "compnet3d_noweights": {"table2": None, "table4": None, "table3": None},
     "novum": {"table2": "NOVUM (R50)", "table4": "NOVUM", "table3": None},
     "dualhead": {"table2": "ResNet50", "table4": "ResNet50", "table3": "ResNet50"},
     "compnet3d_vit": {"table2": "3D-CompNets (ViT-B/14)", "table4": "3D-CompNets (ViT)", "table3": "3D-CompNets"},

@@ -59,6 +59,8 @@ def variant_of(cfg) -> str:
         return "novum"
     if vit:
         return "compnet3d_vit"
+    if not cfg.loss.use_weights:
+        return "compnet3d_noweights"
     return "compnet3d_n64" if cfg.loss.n_sample == 64 else "compnet3d"
 
 

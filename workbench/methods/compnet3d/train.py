@@ -25,7 +25,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ...core.errors import ConfigError, DataError
+from ...core.errors import ConfigError
 from ...core.io import write_json
 from ...train import ResumableLoader, Trainer, build_optimizer, build_scheduler, unwrap_model
 from .classify import class_scores
@@ -177,11 +177,15 @@ class CompNetStep:
             cells = sample_background_cells(cand, cfg.bank.bg_per_image)
             bg_feats = gather_cells(fmap, cells).reshape(-1, fmap.shape[1])
         omega = self.schedule.omega.to(fmap.device) if cfg.loss.use_weights else None
+        t_loss = time.perf_counter()
         out = compnet_loss(
             feats, corr.visible, labels, bank.vertex.clone(), bank.valid, bank.background.clone(),
             kappa=cfg.model.kappa, contrast=cfg.loss.contrast, omega=omega, n_sample=cfg.loss.n_sample,
             exclude=corr.exclusion(self.radius_px) if self.radius_px > 0 else None,
             bg_weight=cfg.loss.bg_weight, bg_feats=bg_feats, bg_reg_weight=cfg.loss.bg_reg_weight)
+        if fmap.is_cuda:
+            torch.cuda.synchronize(fmap.device)
+        t_loss = time.perf_counter() - t_loss
         bank.update_vertices(feats.detach(), corr.visible, labels, cfg.bank.momentum, cfg.bank.average)
         if bg_feats is not None:
             bank.push_background(bg_feats.detach())
@@ -193,7 +197,8 @@ class CompNetStep:
         self.last_rows = rows
         return {"loss": out["loss"], "loss_in": out["loss_in"], "loss_cross": out["loss_cross"],
                 "loss_bg_reg": out["loss_bg_reg"], "visible_rows": float(rows),
-                "loss_gflops": fl["total"] / 1e9, "omega_sparsity": self.schedule.sparsity()}
+                "loss_gflops": fl["total"] / 1e9, "loss_fwd_ms": 1e3 * t_loss,
+                "omega_sparsity": self.schedule.sparsity()}
 
 
 class DualHeadStep:

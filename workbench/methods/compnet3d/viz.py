@@ -19,7 +19,6 @@ import torch.nn.functional as F
 
 from ...geometry.pose import pose_to_rt, rotation_error
 from .correspond import rasterize
-from .pose import pose_grid
 
 
 def _np_img(image: torch.Tensor) -> np.ndarray:
