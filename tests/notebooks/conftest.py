@@ -6,7 +6,6 @@ temporary directory per test session and ``WB_DATA_DIR`` at the cached smoke dat
 """
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 
@@ -17,46 +16,14 @@ from nbhelpers import REPO
 SMOKE_PRESETS = ("views", "multiview", "collection", "retrieval")
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path):
-    """An exclusive lock across processes (pytest-xdist workers) on ``path``."""
-    import fcntl
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 @pytest.fixture(scope="session")
-def smoke_data_dir(request, tmp_path_factory) -> Path:
-    """A data directory holding the four synthetic presets in the smoke profile (seed 0).
-
-    Generation is deterministic and cached by preset/profile/seed/generator version, so by default
-    the datasets live in pytest's cache (``.pytest_cache/d/workbench-smoke-data``) and are
-    generated once per checkout; ``WB_TEST_FRESH_DATA=1`` (or ``-p no:cacheprovider``) generates
-    them into a temporary directory instead. Generating here, under a file lock, also keeps
-    parallel notebook runs from generating the same dataset at the same time.
-    """
-    from workbench.core.errors import DataError
-    from workbench.data.generate import default_output, generate
-
-    cache = getattr(request.config, "cache", None)
-    if os.environ.get("WB_TEST_FRESH_DATA") or cache is None:
-        root = tmp_path_factory.mktemp("smoke-data")
-    else:
-        root = Path(cache.mkdir("workbench-smoke-data"))
-    with _file_lock(root / ".generate.lock"):
-        for preset in SMOKE_PRESETS:
-            name = default_output(preset, "smoke", 0).name
-            try:
-                generate(preset, profile="smoke", seed=0, out=root / name, progress=False)
-            except DataError:   # a stale cached dataset (config changed without a version bump)
-                generate(preset, profile="smoke", seed=0, out=root / name, progress=False, force=True)
-    return root
+def smoke_data_dir(smoke_data, smoke_data_root) -> Path:
+    """A data directory holding the four synthetic presets in the smoke profile (seed 0), generated
+    once per checkout by the root conftest's ``smoke_data`` (cached, under a file lock, so parallel
+    notebook runs never generate the same dataset at the same time)."""
+    for preset in SMOKE_PRESETS:
+        smoke_data(preset)
+    return smoke_data_root
 
 
 @pytest.fixture(scope="session")

@@ -66,7 +66,7 @@ Usage (a complete script; also runs as ``torchrun --nproc_per_node=2 this_script
     history = History()                              # live curves: history.frame()
     trainer = Trainer(model, opt, "runs/demo/mlp", cfg, scheduler=sched, callbacks=[history])
     result = trainer.fit(step_fn, ResumableLoader(train_set, cfg.batch_size, seed=cfg.seed), eval_fn)
-    print(result.status, result.step, result.last_eval)   # "completed", 20, {"acc": ...}
+    result.status, result.step, result.last_eval       # "completed", 20, {"acc": ...}
     # Run it again: it finds runs/demo/mlp/checkpoint.pt at step 20 and returns at once.
     # Kill it mid-run and run it again: it resumes and ends with identical weights and metrics.
 
