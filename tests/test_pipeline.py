@@ -91,3 +91,62 @@ def test_changed_config_under_same_run_name_is_refused(toy):
 def test_unknown_variant(toy):
     with pytest.raises(ConfigError, match="unknown variant 'fast' of toy"):
         pipeline.train_method("toy", profile="smoke", variant="fast")
+
+
+# ---------------------------------------------------------------- main variants, parallel runs
+def toy_train(cfg, run_dir):
+    """Top-level (picklable) toy trainer for the parallel job: records the worker's pid."""
+    import os
+
+    x = 0.0
+    for _ in range(cfg.optim.steps):
+        x -= cfg.optim.lr * 2 * (x - cfg.target)
+    write_json(run_dir / "train.json", {"x": x, "pid": os.getpid()})
+    return {"x": x}
+
+
+def toy_evaluate(cfg, run_dir):
+    import json
+
+    x = json.loads((run_dir / "train.json").read_text())["x"]
+    metrics = {"error": abs(x - cfg.target)}
+    write_json(run_dir / "eval.json", metrics)
+    return metrics
+
+
+TOY4 = MethodSpec(name="toy4", config_cls=ToyConfig, train=toy_train, evaluate=toy_evaluate,
+                  variants=tuple(Variant(f"v{i}", {"target": float(i)}) for i in range(4)),
+                  main_variants=("v0", "v2"))
+
+
+def test_main_variants_selection():
+    assert [v.name for v in TOY4.selected_variants("main")] == ["v0", "v2"]
+    assert [v.name for v in TOY4.selected_variants("all")] == ["v0", "v1", "v2", "v3"]
+    assert [v.name for v in TOY4.selected_variants("v3,v1")] == ["v3", "v1"]
+    with pytest.raises(ConfigError, match=r"unknown variant\(s\) \['v9'\] of toy4"):
+        TOY4.selected_variants("v9")
+    with pytest.raises(ConfigError, match="main_variants"):
+        MethodSpec(name="x", config_cls=ToyConfig, train=toy_train, evaluate=toy_evaluate, main_variants=("nope",))
+
+
+def test_parallel_job_trains_in_two_workers_and_records_timing(monkeypatch, tmp_path):
+    import json
+    import os
+
+    monkeypatch.setattr(pipeline, "get_method", lambda name: TOY4)
+    monkeypatch.setenv("WB_RUNS_DIR", str(tmp_path / "runs"))
+    # quick profile -> main variants only; "all" -> the four
+    summary = pipeline.run_job(profile="quick", methods=["toy4"], report=False, jobs=2)
+    assert "2 runs trained, 0 reused, 0 failed" in summary
+    assert sorted(p.name for p in (tmp_path / "runs" / "toy4").iterdir()) == ["quick-v0-s0", "quick-v2-s0"]
+    summary = pipeline.run_job(profile="quick", methods=["toy4"], report=False, jobs=2, variants="all")
+    assert "2 runs trained, 2 reused, 0 failed" in summary
+    pids = set()
+    for i in range(4):
+        run = tmp_path / "runs" / "toy4" / f"quick-v{i}-s0"
+        assert json.loads((run / "eval.json").read_text())["error"] < 1e-3  # each run its own target
+        info = json.loads((run / "run.json").read_text())
+        assert info["variant"] == f"v{i}" and info["timing"]["threads"] >= 1
+        assert info["timing"]["train_wall_s"] >= 0 and "eval_cpu_s" in info["timing"]
+        pids.add(json.loads((run / "train.json").read_text())["pid"])
+    assert os.getpid() not in pids  # trained in worker processes, not here

@@ -7,7 +7,7 @@ Subcommands::
     workbench train METHOD [--profile P] [--variant V] [--run NAME] [--set key=value ...]
     workbench eval METHOD --run NAME
     workbench report [--out DIR]
-    workbench run [--profile P] [--methods a,b] [--seed S]
+    workbench run [--profile P] [--methods a,b] [--variants main|all|a,b] [--jobs N] [--seed S]
 
 Errors are printed as one line (``error: ...``) with exit code 2; ``--debug`` shows the traceback.
 """
@@ -86,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_profile(j)
     j.add_argument("--methods", default=None, help="comma-separated subset (default: all available)")
     j.add_argument("--seed", type=int, default=0)
+    j.add_argument("--variants", default=None,
+                   help="'main' (each paper's main-table rows; default for smoke/quick), 'all' (default for "
+                        "full) or comma-separated variant names")
+    j.add_argument("--jobs", default="auto",
+                   help="runs trained in parallel processes (default auto: 2 on a multi-core CPU, 1 with a GPU)")
     j.add_argument("--no-report", action="store_true")
     return parser
 
@@ -145,7 +150,17 @@ def _cmd_run(args) -> int:
     from .pipeline import run_job
 
     methods = [m.strip() for m in args.methods.split(",")] if args.methods else None
-    summary = run_job(profile=args.profile, methods=methods, seed=args.seed, report=not args.no_report)
+    from .core.errors import ConfigError
+    from .pipeline import default_jobs
+
+    if args.jobs == "auto":
+        jobs = default_jobs()
+    elif args.jobs.isdigit() and int(args.jobs) >= 1:
+        jobs = int(args.jobs)
+    else:
+        raise ConfigError(f"--jobs must be 'auto' or a positive integer, got '{args.jobs}'")
+    summary = run_job(profile=args.profile, methods=methods, seed=args.seed, report=not args.no_report,
+                      variants=args.variants, jobs=jobs)
     sys.stdout.write(summary + "\n")
     return 0
 

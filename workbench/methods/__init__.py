@@ -42,7 +42,11 @@ class MethodSpec:
         config_cls: the method's :class:`~workbench.core.config.Config` subclass (with PROFILES).
         train: ``train(cfg, run_dir) -> dict`` trains (resumably) and returns final train metrics.
         evaluate: ``evaluate(cfg, run_dir) -> dict`` evaluates the trained run and writes ``eval.json``.
-        variants: the paper's baselines/ablations to run by default (the first is the full method).
+        variants: every baseline/ablation of the paper's tables (the first is the full method);
+            ``workbench run --profile full`` trains all of them.
+        main_variants: the names of the variants the paper's *main* table needs (the method and its
+            headline baselines); ``workbench run`` trains only these at the ``smoke`` and ``quick``
+            profiles so that ``make demo`` fits its budget on a 2-core CPU. Empty: all variants.
         presets: the synthetic data presets it needs (``views``, ``multiview``, ``collection``, ``retrieval``).
         tables: ``tables(runs_df) -> {table_name: DataFrame}`` builds the paper-layout tables (ours
             beside the paper's numbers) from :func:`workbench.eval.results.collect_runs` output.
@@ -53,9 +57,28 @@ class MethodSpec:
     train: Callable[[Any, Path], dict]
     evaluate: Callable[[Any, Path], dict]
     variants: tuple[Variant, ...] = (Variant("full"),)
+    main_variants: tuple[str, ...] = ()
     presets: tuple[str, ...] = ()
     tables: Callable[[Any], dict] | None = None
     description: str = ""
+
+    def __post_init__(self) -> None:
+        names = [v.name for v in self.variants]
+        unknown = [n for n in self.main_variants if n not in names]
+        if unknown:
+            raise ConfigError(f"{self.name}: main_variants {unknown} are not variants (valid: {', '.join(names)})")
+
+    def selected_variants(self, which: str = "main") -> tuple[Variant, ...]:
+        """``"main"``: the main table's variants (all when ``main_variants`` is empty); ``"all"``:
+        every variant; otherwise a comma-separated list of variant names."""
+        if which == "all" or (which == "main" and not self.main_variants):
+            return self.variants
+        wanted = self.main_variants if which == "main" else tuple(w.strip() for w in which.split(",") if w.strip())
+        by_name = {v.name: v for v in self.variants}
+        missing = [w for w in wanted if w not in by_name]
+        if missing:
+            raise ConfigError(f"unknown variant(s) {missing} of {self.name} (valid: {', '.join(by_name)})")
+        return tuple(by_name[w] for w in wanted)
 
     def run(self, cfg: Any, run_dir: Path) -> dict:
         """Train then evaluate; returns the evaluation metrics."""

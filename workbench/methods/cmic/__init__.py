@@ -26,6 +26,7 @@ METHOD = MethodSpec(
     train=train,
     evaluate=evaluate,
     variants=VARIANTS,
+    main_variants=("full", "aug_none", "no_cat"),  # Table 2: colour augmentation and category loss
     presets=("retrieval",),
     tables=tables,
     description=("CMIC (ICCV 2021): single-image 3D shape retrieval with a query-conditioned attention "

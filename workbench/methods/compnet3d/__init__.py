@@ -53,6 +53,7 @@ METHOD = MethodSpec(
     train=train,
     evaluate=evaluate,
     variants=VARIANTS,
+    main_variants=("compnet3d", "novum", "dualhead"),  # Table 1 rows: ours, NOVUM, the DNN
     presets=("views",),
     tables=combined_tables,
     description=__doc__.splitlines()[0],

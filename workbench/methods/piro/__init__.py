@@ -34,6 +34,7 @@ METHOD = MethodSpec(
     train=train,
     evaluate=evaluate,
     variants=VARIANTS,
+    main_variants=("piro_de", "piro_se", "pi_cnn"),  # Table 1 (dual vs single) + the classic PI baseline
     presets=("multiview",),
     tables=tables,
     description=("PiRO (CVPR 2024): dual pose-invariant category and object embeddings from multi-view "

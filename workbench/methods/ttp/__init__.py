@@ -27,6 +27,7 @@ METHOD = MethodSpec(
     train=train,
     evaluate=evaluate,
     variants=VARIANTS,
+    main_variants=("full", "rigid", "kp", "rigid_kp"),  # Table 1: non-rigid vs rigid, with/without keypoints
     presets=("collection",),
     tables=tables,
     description=("TTP (NeurIPS 2021): regress template-vertex positions and visibility, solve the "

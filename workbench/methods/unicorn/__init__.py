@@ -24,6 +24,7 @@ METHOD = MethodSpec(
     train=train,
     evaluate=evaluate,
     variants=VARIANTS,
+    main_variants=("full", "no_swap"),  # Table 2 (ours) + the key Table 3 ablation
     presets=("collection",),
     tables=tables,
     description=("UNICORN (ECCV 2022): structured autoencoder (shape, texture, background, K poses) trained "
