@@ -115,3 +115,25 @@ def test_gradcheck_fragments_wrt_vertices(cfg):
         return fr.zbuf, fr.bary_coords, fr.dists
 
     assert torch.autograd.gradcheck(f, (tri.clone().requires_grad_(True),), eps=1e-6, atol=1e-5)
+
+
+def test_layered_renderer_skipping_hidden_slots_matches_full_fragments():
+    # MeshRenderer + LayeredShader rasterizes with until_opaque=True (hidden slots never sorted)
+    verts, faces, cams, rs, col, w = _scene()
+    outs, grads = [], []
+    for full in (True, False):
+        v = verts.clone().requires_grad_(True)
+        m = Meshes(v, faces, textures=TexturesVertex(col))
+        if full:
+            fr = MeshRasterizer(cams, rs)(m)
+            out = layered_rgb_blend(m.sample_textures(fr), fr, BP)
+        else:
+            out = MeshRenderer(MeshRasterizer(cams, rs), LayeredShader(BP))(m)
+        (out * w).sum().backward()
+        outs.append(out.detach())
+        grads.append(v.grad)
+    assert torch.allclose(outs[0], outs[1], atol=1e-10)
+    assert torch.allclose(grads[0], grads[1], atol=1e-8)
+    part = MeshRasterizer(cams, rs)(Meshes(verts, faces), dense=False, until_opaque=True)
+    fullp = MeshRasterizer(cams, rs)(Meshes(verts, faces), dense=False)
+    assert 0 < len(part) < 0.8 * len(fullp)

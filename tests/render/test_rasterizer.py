@@ -284,3 +284,63 @@ def test_torch_backend_equals_pytorch3d(cfg):
     assert torch.equal(a.pix_to_face, b.pix_to_face)
     for x, y in zip(a[1:], b[1:]):
         assert torch.allclose(x, y, atol=1e-5)
+
+
+def _coverage_counts(verts, faces, H, W, blur_radius, K=4):
+    """(hard raster coverage count (H, W), packed 'inside' slot count (H, W))."""
+    m = _ndc_mesh(verts, faces)
+    hard = rasterize_meshes(m, image_size=(H, W), faces_per_pixel=K)
+    soft = rasterize_meshes(m, image_size=(H, W), faces_per_pixel=K, blur_radius=blur_radius, dense=False)
+    n_inside = torch.zeros(H * W, dtype=torch.int64).index_add_(0, soft.pix, soft.inside.long())
+    return (hard.pix_to_face[0] >= 0).sum(-1), n_inside.view(H, W), soft
+
+
+@pytest.mark.parametrize("diag", ["main", "anti"])
+@pytest.mark.parametrize("flip", [False, True])
+def test_shared_edge_through_pixel_centres_is_covered_exactly_once(diag, flip):
+    # a square with corners on pixel boundaries (NDC +-0.75 at 16 px), split along a diagonal that
+    # passes exactly through 12 pixel centres; both windings (front and back facing)
+    H = W = 16
+    c = [[-0.75, -0.75, 1.0], [0.75, -0.75, 1.0], [0.75, 0.75, 1.0], [-0.75, 0.75, 1.0]]
+    faces = ((0, 1, 2), (0, 2, 3)) if diag == "main" else ((0, 1, 3), (1, 2, 3))
+    if flip:
+        faces = tuple((a, cc, b) for a, b, cc in faces)
+    xx, yy = _pixel_grid(H, W)
+    in_square = (xx.abs() < 0.75) & (yy.abs() < 0.75)
+    on_diag = (xx == yy) if diag == "main" else (xx == -yy)
+    assert (in_square & on_diag).sum() == 12
+    hard, n_inside, soft = _coverage_counts(torch.tensor(c), faces, H, W, blur_radius=1e-3)
+    assert (hard[in_square] == 1).all() and (hard[~in_square] == 0).all()
+    assert (n_inside[in_square] == 1).all() and (n_inside[~in_square] == 0).all()
+    # on the diagonal the soft raster still sees both faces (distance 0), exactly one of them inside
+    both = torch.zeros(H * W, dtype=torch.int64).index_add_(0, soft.pix, torch.ones_like(soft.pix)).view(H, W)
+    assert (both[in_square & on_diag] == 2).all()
+    assert (soft.dists[~soft.inside] >= 0).all() and (soft.dists[soft.inside] <= 0).all()
+
+
+def test_fan_around_a_pixel_centre_is_watertight():
+    # 7 triangles around a vertex placed exactly on a pixel centre; the spokes cross many pixel
+    # centres at inexact positions: every centre inside the polygon is covered exactly once
+    H = W = 24
+    xs, ys = pixel_centers_ndc((H, W))
+    centre = torch.tensor([float(xs[11]), float(ys[9]), 1.0])
+    g = torch.Generator().manual_seed(3)
+    ang = torch.sort(torch.rand(7, generator=g) * 2 * math.pi).values
+    rad = 0.55 + 0.25 * torch.rand(7, generator=g)
+    ring = torch.stack([centre[0] + rad * torch.cos(ang), centre[1] + rad * torch.sin(ang), torch.ones(7)], 1)
+    verts = torch.cat([centre[None], ring])
+    faces = tuple((0, 1 + i, 1 + (i + 1) % 7) for i in range(7))
+    xx, yy = _pixel_grid(H, W)
+    p = torch.stack([xx, yy], -1)
+    # strictly inside the outer polygon by > 1e-4 (the outer boundary itself is not shared)
+    inner = torch.ones(H, W, dtype=torch.bool)
+    for i in range(7):
+        a, b = ring[i, :2].double(), ring[(i + 1) % 7, :2].double()
+        e = b - a
+        side = (e[0] * (p[..., 1] - a[1]) - e[1] * (p[..., 0] - a[0])) / e.norm()
+        inner &= side > 1e-4
+    assert inner.sum() > 100
+    hard, n_inside, _ = _coverage_counts(verts, faces, H, W, blur_radius=2e-3, K=8)  # 7 faces meet at the vertex
+    assert hard[9, 11] == 1 and n_inside[9, 11] == 1  # the shared vertex itself
+    assert (hard[inner] == 1).all()
+    assert (n_inside[inner] == 1).all()

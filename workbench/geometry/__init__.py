@@ -12,7 +12,7 @@ from .pose import (camera_center_from_rt, camera_position, inplane_rotation, loo
                    pose_to_rt, rotation_error, rt_to_pose)
 from .transforms import Transform3d
 from .align import ICPSolution, SimilarityTransform, apply_similarity, corresponding_points_alignment, icp
-from .metrics import voxel_iou, voxelize_mesh
+from .metrics import face_components, voxel_iou, voxelize_mesh
 from .points import (chamfer_distance, chamfer_l1_x10, knn_gather, knn_points, modified_hausdorff,
                      normal_consistency_points, sample_points_from_meshes)
 from .regularizers import (arap_energy, cot_laplacian, mesh_edge_loss, mesh_laplacian_smoothing,
@@ -28,7 +28,7 @@ __all__ = [
     "camera_center_from_rt", "camera_position", "inplane_rotation", "look_at_rotation", "pose_summary",
     "pose_to_rt", "rotation_error", "rt_to_pose", "Transform3d",
     "ICPSolution", "SimilarityTransform", "apply_similarity", "corresponding_points_alignment", "icp",
-    "voxel_iou", "voxelize_mesh", "chamfer_distance", "chamfer_l1_x10", "knn_gather", "knn_points",
+    "face_components", "voxel_iou", "voxelize_mesh", "chamfer_distance", "chamfer_l1_x10", "knn_gather", "knn_points",
     "modified_hausdorff", "normal_consistency_points", "sample_points_from_meshes", "arap_energy",
     "cot_laplacian", "mesh_edge_loss", "mesh_laplacian_smoothing", "mesh_normal_consistency",
 ]

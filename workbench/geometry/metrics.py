@@ -5,6 +5,13 @@ or meshes (``Meshes`` of the same batch size, or ``(verts, faces)`` pairs). Mesh
 on a common grid over ``bounds`` (default: the joint bounding box of both shapes, padded by half
 a voxel), either as **solid** occupancy of voxel centres (open3d inside/outside test; needs closed
 meshes; TTP uses 32^3, CMIC 128^3) or as **surface** voxels hit by dense surface samples.
+
+Solid mode and several parts: open3d's occupancy is a ray-parity test, so a point inside two
+overlapping closed parts (e.g. a body and an intersecting wing) crosses an even number of surfaces
+and would read as outside. The mesh is therefore split into its connected components (faces joined
+through shared vertex *positions*, so unwelded duplicates do not split a part) and the solid is the
+union of the per-component parity fills. Each component must be closed; nested components (a
+closed shell inside another, e.g. a hollow object) are also filled, as a union would.
 """
 from __future__ import annotations
 
@@ -17,7 +24,7 @@ from ..core.errors import ShapeError
 from .mesh import Meshes
 from .points import sample_points_from_meshes
 
-__all__ = ["voxelize_mesh", "voxel_iou"]
+__all__ = ["voxelize_mesh", "voxel_iou", "face_components"]
 
 MeshLike = Union[Meshes, Tuple[torch.Tensor, torch.Tensor]]
 
@@ -38,17 +45,57 @@ def _grid_centres(bounds: torch.Tensor, resolution: int) -> torch.Tensor:
     return g.reshape(-1, 3)
 
 
+def face_components(verts: torch.Tensor, faces: torch.Tensor, tol: float = 1e-6) -> torch.Tensor:
+    """Connected-component label ``(F,)`` int64 (0..C-1) of every face of one mesh.
+
+    Faces are connected when they share a vertex position: vertices closer than ``tol`` times the
+    bounding-box diagonal (after rounding to that grid) count as one, so meshes with duplicated
+    seam vertices are not split. ``verts (V, 3)``, ``faces (F, 3)``.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    F = faces.shape[0]
+    if F == 0:
+        return torch.zeros(0, dtype=torch.int64)
+    v = verts.detach().cpu().double()
+    lo = v.min(0).values
+    q = max(float((v.max(0).values - lo).norm()) * tol, 1e-12)
+    _, weld = torch.unique(torch.round((v - lo) / q).long(), dim=0, return_inverse=True)
+    f = weld[faces.cpu().long()].numpy()  # (F, 3) welded vertex ids
+    nv = int(weld.max()) + 1
+    # bipartite graph faces <-> welded vertices; components of the faces
+    rows = np.repeat(np.arange(F), 3)
+    graph = coo_matrix((np.ones(3 * F, dtype=np.int8), (rows, F + f.reshape(-1))), shape=(F + nv, F + nv))
+    _, labels = connected_components(graph, directed=False)
+    _, lab = np.unique(labels[:F], return_inverse=True)
+    return torch.from_numpy(lab.astype(np.int64))
+
+
 def voxelize_mesh(verts: torch.Tensor, faces: torch.Tensor, resolution: int, bounds: torch.Tensor,
                   mode: str = "solid", n_surface_samples: Optional[int] = None) -> torch.Tensor:
-    """Occupancy ``(R, R, R)`` bool of one mesh on the grid spanning ``bounds (2, 3)`` (min, max corners)."""
+    """Occupancy ``(R, R, R)`` bool of one mesh on the grid spanning ``bounds (2, 3)`` (min, max corners).
+
+    ``mode="solid"``: voxel centres inside the mesh, as the union of the parity fills of its connected
+    components (so intersecting closed parts are filled where they overlap; see the module docs).
+    ``mode="surface"``: voxels containing dense area-weighted surface samples.
+    """
     if mode == "solid":
         import open3d as o3d
 
-        scene = o3d.t.geometry.RaycastingScene()
-        scene.add_triangles(o3d.core.Tensor(np.ascontiguousarray(verts.detach().cpu().numpy(), dtype=np.float32)),
-                            o3d.core.Tensor(np.ascontiguousarray(faces.detach().cpu().numpy(), dtype=np.uint32)))
-        pts = _grid_centres(bounds, resolution).float().numpy()
-        occ = scene.compute_occupancy(o3d.core.Tensor(pts)).numpy() > 0.5
+        v_np = np.ascontiguousarray(verts.detach().cpu().numpy(), dtype=np.float32)
+        f_t = faces.detach().cpu().long()
+        pts = o3d.core.Tensor(_grid_centres(bounds, resolution).float().numpy())
+        labels = face_components(verts, f_t)
+        n_comp = int(labels.max()) + 1 if labels.numel() else 0
+        occ = np.zeros(resolution ** 3, dtype=bool)
+        for c in range(n_comp):
+            fc = f_t[labels == c]
+            if fc.shape[0] < 4:  # fewer than 4 triangles cannot close a volume
+                continue
+            scene = o3d.t.geometry.RaycastingScene()
+            scene.add_triangles(o3d.core.Tensor(v_np), o3d.core.Tensor(np.ascontiguousarray(fc.numpy(), dtype=np.uint32)))
+            occ |= scene.compute_occupancy(pts).numpy() > 0.5
         return torch.from_numpy(occ.reshape(resolution, resolution, resolution))
     if mode == "surface":
         n = n_surface_samples or max(20000, 30 * resolution * resolution)

@@ -47,13 +47,14 @@ class PackedFragments:
         """Differentiable ``(bary (m, 3), zbuf (m,), dists (m,))`` for the slots ``idx`` (all if None)."""
         if idx is None:
             if self._all is None:
-                self._all = self._terms_fn(self.pix, self.face)
+                self._all = self._terms_fn(self.pix, self.face, self.inside)
             return self._all
         if self._all is not None:
             return tuple(t.index_select(0, idx) for t in self._all)  # type: ignore[return-value]
         if self._last is not None and self._last[0] is idx:  # same subset again (texturing, then blending)
             return self._last[1]
-        out = self._terms_fn(self.pix.index_select(0, idx), self.face.index_select(0, idx))
+        out = self._terms_fn(self.pix.index_select(0, idx), self.face.index_select(0, idx),
+                             self.inside.index_select(0, idx))
         self._last = (idx, out)
         return out
 

@@ -20,9 +20,14 @@ Algorithm (cost follows the pixels covered by faces, not pixels x faces):
    argsort with explicit face-index tie-breaking is the fallback for very large batches.
 5. *Differentiable recomputation* of barycentrics, depth and signed distance for the selected slots
    only (on demand, see :class:`PackedFragments`), so gradients reach the vertices as in pytorch3d's
-   backward while ``pix_to_face`` is fixed.
+   backward while ``pix_to_face`` is fixed; one fused autograd Function with an analytic backward
+   (:class:`_PairTermsFn`). With ``until_opaque`` (layered compositing) the pairs hidden behind each
+   pixel's nearest covering face are dropped before the blur-distance test and the sort.
 
-Known difference: faces with a vertex closer than ``z_min`` (1e-8, or ``z_clip_value`` when set)
+Known differences from pytorch3d: (1) edge functions are evaluated with the edge's endpoints in a
+canonical order, so faces sharing an edge get exactly opposite values (watertight), and a pixel
+centre exactly on an edge is inside only the face that owns the edge by the top-left rule
+(:func:`_owns`); pytorch3d leaves it outside every face sharing the edge. (2) Faces with a vertex closer than ``z_min`` (1e-8, or ``z_clip_value`` when set)
 are culled whole, whereas pytorch3d clips them at ``z_clip_value`` (this only matters for geometry
 crossing the near plane).
 """
@@ -62,33 +67,206 @@ def _seg_dist2(px, py, ax, ay, bx, by):
     return torch.where(ok, d, (px - bx) ** 2 + (py - by) ** 2)
 
 
-def pair_terms(fv: List[torch.Tensor], px: torch.Tensor, py: torch.Tensor, perspective_correct: bool,
-               clip_barycentric_coords: bool):
-    """Rasterization quantities of pixel centres ``(px, py)`` (NDC) against faces.
+def _canon_edge(px, py, ax, ay, bx, by):
+    """Edge function ``edge(p; a, b)`` evaluated with the endpoints in a canonical (lexicographic) order
+    and negated back when swapped, so the two faces sharing an edge get exactly opposite values
+    (``fl(x - y) = -fl(y - x)``): a pixel centre is never on the inner side of both or of neither."""
+    swap = (ax > bx) | ((ax == bx) & (ay > by))
+    e = _edge(px, py, torch.where(swap, bx, ax), torch.where(swap, by, ay), torch.where(swap, ax, bx),
+              torch.where(swap, ay, by))
+    return torch.where(swap, -e, e)
 
-    ``fv`` is the list ``[x0, y0, z0, x1, y1, z1, x2, y2, z2]`` of ``(M,)`` tensors (NDC x/y, view z).
-    Returns ``(bary (M, 3) [clipped if requested], pz (M,), dist (M,) unsigned squared, inside (M,))``,
-    following pytorch3d's kernel formula by formula.
+
+def _owns(ax, ay, bx, by, sgn_area):
+    """Top-left rule: whether a face owns the pixel centres lying exactly on its edge ``a -> b``.
+
+    The face's inward normal is ``sgn_area * (ey, -ex)`` in NDC (``e = b - a``). In image terms
+    (x right, y down; NDC x and y both point the other way) the edge owns its points when the face
+    lies to its right, or below it for a horizontal edge: NDC ``n_x < 0``, or ``n_x == 0`` and
+    ``n_y < 0``. The two faces sharing an edge have exactly opposite normals, so exactly one owns it.
+    """
+    nx = sgn_area * (by - ay)
+    ny = -sgn_area * (bx - ax)
+    return (nx < 0) | ((nx == 0) & (ny < 0))
+
+
+def _bary_inside(fv: List[torch.Tensor], px: torch.Tensor, py: torch.Tensor, perspective_correct: bool,
+                 clip_barycentric_coords: bool):
+    """Barycentrics (clipped if requested), ``inside`` and ``pz`` of pixel centres against faces.
+
+    pytorch3d's kernel formula by formula, except that the edge functions are watertight
+    (:func:`_canon_edge`) and a centre exactly on an edge (barycentric exactly 0) counts as inside
+    only for the face owning that edge (:func:`_owns`, top-left rule); pytorch3d leaves such a centre
+    outside every face sharing the edge.
     """
     x0, y0, z0, x1, y1, z1, x2, y2, z2 = fv
     area = _edge(x2, y2, x0, y0, x1, y1) + K_EPS
-    w0 = _edge(px, py, x1, y1, x2, y2) / area
-    w1 = _edge(px, py, x2, y2, x0, y0) / area
-    w2 = _edge(px, py, x0, y0, x1, y1) / area
+    w0 = _canon_edge(px, py, x1, y1, x2, y2) / area
+    w1 = _canon_edge(px, py, x2, y2, x0, y0) / area
+    w2 = _canon_edge(px, py, x0, y0, x1, y1) / area
     if perspective_correct:
         t0 = w0 * z1 * z2
         t1 = z0 * w1 * z2
         t2 = z0 * z1 * w2
         denom = (t0 + t1 + t2).clamp_min(K_EPS)
         w0, w1, w2 = t0 / denom, t1 / denom, t2 / denom
-    inside = (w0 > 0) & (w1 > 0) & (w2 > 0)
+    wmin = torch.minimum(torch.minimum(w0, w1), w2)
+    inside = wmin > 0
+    on_edge = torch.nonzero(wmin == 0).flatten()  # rare: tie-break by edge ownership
+    if on_edge.numel():
+        sub = [t.index_select(0, on_edge) for t in (x0, y0, x1, y1, x2, y2)]
+        sgn = torch.sign(area.index_select(0, on_edge))
+        ok = torch.ones(on_edge.numel(), dtype=torch.bool, device=inside.device)
+        for w, (a, b) in ((w0, (1, 2)), (w1, (2, 0)), (w2, (0, 1))):
+            wi = w.index_select(0, on_edge)
+            own = _owns(sub[2 * a], sub[2 * a + 1], sub[2 * b], sub[2 * b + 1], sgn)
+            ok &= (wi > 0) | ((wi == 0) & own)
+        inside = inside.index_copy(0, on_edge, ok)
     if clip_barycentric_coords:
         w0, w1, w2 = w0.clamp_min(0.0), w1.clamp_min(0.0), w2.clamp_min(0.0)
         s = (w0 + w1 + w2).clamp_min(1e-5)
         w0, w1, w2 = w0 / s, w1 / s, w2 / s
     pz = w0 * z0 + w1 * z1 + w2 * z2
-    dist = torch.minimum(torch.minimum(_seg_dist2(px, py, x0, y0, x1, y1), _seg_dist2(px, py, x1, y1, x2, y2)),
+    return (w0, w1, w2), inside, pz
+
+
+def _tri_dist2(px, py, x0, y0, x1, y1, x2, y2):
+    """Squared distance to the closest of the three edge segments (pytorch3d's order of edges)."""
+    return torch.minimum(torch.minimum(_seg_dist2(px, py, x0, y0, x1, y1), _seg_dist2(px, py, x1, y1, x2, y2)),
                          _seg_dist2(px, py, x2, y2, x0, y0))
+
+
+def _seg_terms(px, py, ax, ay, bx, by):
+    """:func:`_seg_dist2` plus what its gradient needs: ``(d, t, qx - px, qy - py)`` with the closest
+    point ``q = a + t (b - a)`` (``t = 1`` for a degenerate segment)."""
+    ex, ey = bx - ax, by - ay
+    l2 = ex * ex + ey * ey
+    ok = l2 > K_EPS
+    t = ((px - ax) * ex + (py - ay) * ey) / torch.where(ok, l2, torch.ones_like(l2))
+    t = torch.where(ok, t.clamp(0.0, 1.0), torch.ones_like(t))
+    dx = ax + t * ex - px
+    dy = ay + t * ey - py
+    d = torch.where(ok, dx * dx + dy * dy, (px - bx) ** 2 + (py - by) ** 2)
+    return d, t, dx, dy
+
+
+class _PairTermsFn(torch.autograd.Function):
+    """Fused differentiable terms of selected slots, with an analytic backward (one pass instead of an
+    autograd graph of ~100 elementwise ops; the main cost of soft rendering's backward on CPU).
+
+    Forward: ``verts (V, 3)`` (NDC x, y, view z), ``corners (M, 3)`` int64 vertex ids, pixel centres
+    ``px, py (M,)`` and the rasterizer's ``inside (M,)`` decision -> ``bary (M, 3)``, ``pz (M,)`` and
+    the signed squared distance ``(M,)`` (negative inside), as :func:`pair_terms` (plain pytorch3d edge
+    functions: values equal to the watertight ones up to rounding).
+    Backward: gradients w.r.t. ``verts`` only (pix_to_face and the pixels are fixed), equal to those of
+    autograd through the same formulas up to rounding (at an exact tie of the closest edge the whole
+    gradient goes to one edge instead of being split).
+    """
+
+    @staticmethod
+    def forward(ctx, verts, corners, px, py, inside, perspective_correct: bool, clip: bool):
+        M = corners.shape[0]
+        cols = verts.index_select(0, corners.reshape(-1)).view(M, 9).t().contiguous()  # (9, M)
+        x0, y0, z0, x1, y1, z1, x2, y2, z2 = cols.unbind(0)
+        area = _edge(x2, y2, x0, y0, x1, y1) + K_EPS
+        w_raw = [_edge(px, py, x1, y1, x2, y2) / area, _edge(px, py, x2, y2, x0, y0) / area,
+                 _edge(px, py, x0, y0, x1, y1) / area]
+        w = w_raw
+        d_raw = area
+        if perspective_correct:
+            t = [w_raw[0] * z1 * z2, z0 * w_raw[1] * z2, z0 * z1 * w_raw[2]]
+            d_raw = t[0] + t[1] + t[2]
+            denom = d_raw.clamp_min(K_EPS)
+            w = [t[0] / denom, t[1] / denom, t[2] / denom]
+        w_pc = w
+        s_raw = area
+        if clip:
+            c = [w[0].clamp_min(0.0), w[1].clamp_min(0.0), w[2].clamp_min(0.0)]
+            s_raw = c[0] + c[1] + c[2]
+            s_ = s_raw.clamp_min(1e-5)
+            w = [c[0] / s_, c[1] / s_, c[2] / s_]
+        pz = w[0] * z0 + w[1] * z1 + w[2] * z2
+        d0, t0_, dx0, dy0 = _seg_terms(px, py, x0, y0, x1, y1)
+        d1, t1_, dx1, dy1 = _seg_terms(px, py, x1, y1, x2, y2)
+        d2, t2_, dx2, dy2 = _seg_terms(px, py, x2, y2, x0, y0)
+        s1 = d1 < d0
+        d01 = torch.where(s1, d1, d0)
+        s2 = d2 < d01
+        dist = torch.where(s2, d2, d01)
+        # closest segment: its t and q - p; per-vertex weights of the distance gradient
+        t_sel = torch.where(s2, t2_, torch.where(s1, t1_, t0_))
+        dx = torch.where(s2, dx2, torch.where(s1, dx1, dx0))
+        dy = torch.where(s2, dy2, torch.where(s1, dy1, dy0))
+        sel = torch.where(s2, 2, torch.where(s1, 1, 0)).to(torch.int8)
+        bary = torch.stack(w, -1)
+        ctx.perspective_correct, ctx.clip, ctx.V = perspective_correct, clip, verts.shape[0]
+        ctx.save_for_backward(corners, cols, px, py, area, torch.stack(w_raw), torch.stack(w_pc), d_raw, s_raw,
+                              bary, inside, sel, t_sel, dx, dy)
+        return bary, pz, torch.where(inside, -dist, dist)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g_bary, g_pz, g_sd):
+        (corners, cols, px, py, area, w_raw, w_pc, d_raw, s_raw, bary, inside, sel, t_sel, dx, dy) = ctx.saved_tensors
+        x0, y0, z0, x1, y1, z1, x2, y2, z2 = cols.unbind(0)
+        x, y, z = [x0, x1, x2], [y0, y1, y2], [z0, z1, z2]
+        zero = torch.zeros_like(px)
+        gz = [zero, zero, zero]
+        bt = bary.t()
+        gw = list(g_bary.t().unbind(0)) if g_bary is not None else [zero, zero, zero]
+        if g_pz is not None:
+            gw = [gw[k] + g_pz * z[k] for k in range(3)]
+            gz = [g_pz * bt[k] for k in range(3)]
+        if ctx.clip:  # w = c / s, c = max(w_pc, 0), s = max(sum c, 1e-5)
+            s_ = s_raw.clamp_min(1e-5)
+            dot = (gw[0] * bt[0] + gw[1] * bt[1] + gw[2] * bt[2]) * (s_raw >= 1e-5)
+            gw = [(gw[k] - dot) / s_ * (w_pc[k] >= 0) for k in range(3)]
+        if ctx.perspective_correct:  # w_pc = t / D, t_k = w_raw_k * prod_{j != k} z_j
+            D = d_raw.clamp_min(K_EPS)
+            dot = (gw[0] * w_pc[0] + gw[1] * w_pc[1] + gw[2] * w_pc[2]) * (d_raw >= K_EPS)
+            gt = [(gw[k] - dot) / D for k in range(3)]
+            wr = w_raw
+            gw = [gt[0] * z1 * z2, gt[1] * z0 * z2, gt[2] * z0 * z1]
+            gz = [gz[0] + (gt[1] * wr[1] * z2 + gt[2] * z1 * wr[2]),
+                  gz[1] + (gt[0] * wr[0] * z2 + gt[2] * z0 * wr[2]),
+                  gz[2] + (gt[0] * wr[0] * z1 + gt[1] * z0 * wr[1])]
+        # w_raw_k = E_k / area
+        gE = [gw[k] / area for k in range(3)]
+        gA = -(gw[0] * w_raw[0] + gw[1] * w_raw[1] + gw[2] * w_raw[2]) / area
+        # area = edge(v2; v0, v1)
+        gx = [gA * (y2 - y1), -gA * (y2 - y0), gA * (y1 - y0)]
+        gy = [gA * (x1 - x2), gA * (x2 - x0), -gA * (x1 - x0)]
+        for k, (a, b) in enumerate(((1, 2), (2, 0), (0, 1))):  # E_k = edge(p; v_a, v_b)
+            gx[a] = gx[a] + gE[k] * (py - y[b])
+            gy[a] = gy[a] + gE[k] * (x[b] - px)
+            gx[b] = gx[b] - gE[k] * (py - y[a])
+            gy[b] = gy[b] + gE[k] * (px - x[a])
+        if g_sd is not None:  # d = |a + t (b - a) - p|^2 on the closest segment (envelope: dd/dt = 0)
+            gd = 2.0 * torch.where(inside, -g_sd, g_sd)
+            gqx, gqy = gd * dx, gd * dy
+            one_t = 1.0 - t_sel
+            # segment s joins v_s (weight 1 - t) and v_{s+1} (weight t)
+            c = [torch.where(sel == 0, one_t, torch.where(sel == 2, t_sel, zero)),
+                 torch.where(sel == 1, one_t, torch.where(sel == 0, t_sel, zero)),
+                 torch.where(sel == 2, one_t, torch.where(sel == 1, t_sel, zero))]
+            gx = [gx[k] + c[k] * gqx for k in range(3)]
+            gy = [gy[k] + c[k] * gqy for k in range(3)]
+        g9 = torch.stack([gx[0], gy[0], gz[0], gx[1], gy[1], gz[1], gx[2], gy[2], gz[2]], 1)  # (M, 9)
+        g_verts = g9.new_zeros(ctx.V, 3).index_add_(0, corners.reshape(-1), g9.view(-1, 3))
+        return g_verts, None, None, None, None, None, None
+
+
+def pair_terms(fv: List[torch.Tensor], px: torch.Tensor, py: torch.Tensor, perspective_correct: bool,
+               clip_barycentric_coords: bool):
+    """Rasterization quantities of pixel centres ``(px, py)`` (NDC) against faces (autograd reference).
+
+    ``fv`` is the list ``[x0, y0, z0, x1, y1, z1, x2, y2, z2]`` of ``(M,)`` tensors (NDC x/y, view z).
+    Returns ``(bary (M, 3) [clipped if requested], pz (M,), dist (M,) unsigned squared, inside (M,))``,
+    following pytorch3d's kernel formula by formula (see :func:`_bary_inside` for the edge rule).
+    """
+    (w0, w1, w2), inside, pz = _bary_inside(fv, px, py, perspective_correct, clip_barycentric_coords)
+    x0, y0, _, x1, y1, _, x2, y2, _ = fv
+    dist = _tri_dist2(px, py, x0, y0, x1, y1, x2, y2)
     return torch.stack([w0, w1, w2], -1), pz, dist, inside
 
 
@@ -193,44 +371,65 @@ def _gather_fv(fv_cols: List[torch.Tensor], faces: torch.Tensor, f: torch.Tensor
 
 
 def _coverage(fv: List[torch.Tensor], px: torch.Tensor, py: torch.Tensor, blur_radius: float,
-              perspective_correct: bool, clip_barycentric_coords: bool):
-    """No-grad exact test of pytorch3d's kernel for candidate pairs -> ``(keep idx, pz, inside)``.
+              perspective_correct: bool, clip_barycentric_coords: bool, dist_test: bool = True):
+    """No-grad exact test of the kernel for candidate pairs -> ``(keep idx, pz, inside)``.
 
     Same formulas as :func:`pair_terms`, but the edge distance is only evaluated for pairs that are
-    outside the face (and only when ``blur_radius > 0``).
+    outside the face (and only when ``blur_radius > 0``). ``dist_test=False`` keeps every outside
+    pair with ``pz >= 0`` (the caller applies :func:`_blur_test` later).
     """
     x0, y0, z0, x1, y1, z1, x2, y2, z2 = fv
-    area = _edge(x2, y2, x0, y0, x1, y1) + K_EPS
-    w0 = _edge(px, py, x1, y1, x2, y2) / area
-    w1 = _edge(px, py, x2, y2, x0, y0) / area
-    w2 = _edge(px, py, x0, y0, x1, y1) / area
-    if perspective_correct:
-        t0 = w0 * z1 * z2
-        t1 = z0 * w1 * z2
-        t2 = z0 * z1 * w2
-        denom = (t0 + t1 + t2).clamp_min(K_EPS)
-        w0, w1, w2 = t0 / denom, t1 / denom, t2 / denom
-    inside = (w0 > 0) & (w1 > 0) & (w2 > 0)
-    if clip_barycentric_coords:
-        w0, w1, w2 = w0.clamp_min(0.0), w1.clamp_min(0.0), w2.clamp_min(0.0)
-        s = (w0 + w1 + w2).clamp_min(1e-5)
-        w0, w1, w2 = w0 / s, w1 / s, w2 / s
-    pz = w0 * z0 + w1 * z1 + w2 * z2
-    keep = inside.clone()
-    if blur_radius > 0:
+    _, inside, pz = _bary_inside(fv, px, py, perspective_correct, clip_barycentric_coords)
+    keep = inside.clone() if dist_test else torch.ones_like(inside)
+    if blur_radius > 0 and dist_test:
         out = torch.nonzero(~inside).flatten()
         if out.numel():
             sub = [t.index_select(0, out) for t in (x0, y0, x1, y1, x2, y2)]
-            qx, qy = px.index_select(0, out), py.index_select(0, out)
-            d = torch.minimum(torch.minimum(_seg_dist2(qx, qy, sub[0], sub[1], sub[2], sub[3]),
-                                            _seg_dist2(qx, qy, sub[2], sub[3], sub[4], sub[5])),
-                              _seg_dist2(qx, qy, sub[4], sub[5], sub[0], sub[1]))
+            d = _tri_dist2(px.index_select(0, out), py.index_select(0, out), *sub)
             keep.index_copy_(0, out, d < blur_radius)
     keep &= pz >= 0
     if bool(keep.all()):
         return torch.arange(keep.numel(), device=keep.device), pz, inside
     idx = torch.nonzero(keep).flatten()
     return idx, pz.index_select(0, idx), inside.index_select(0, idx)
+
+
+def _blur_test(fv: List[torch.Tensor], px: torch.Tensor, py: torch.Tensor, inside: torch.Tensor,
+               blur_radius: float) -> torch.Tensor:
+    """``inside | (squared distance to the face < blur_radius)`` for candidate pairs (no grad)."""
+    keep = inside.clone()
+    if blur_radius > 0:
+        out = torch.nonzero(~inside).flatten()
+        if out.numel():
+            x0, y0, _, x1, y1, _, x2, y2, _ = (t.index_select(0, out) for t in fv)
+            d = _tri_dist2(px.index_select(0, out), py.index_select(0, out), x0, y0, x1, y1, x2, y2)
+            keep.index_copy_(0, out, d < blur_radius)
+    return keep
+
+
+def _depth_face_key(z: torch.Tensor, face: torch.Tensor, z_shift: int, fb: int) -> torch.Tensor:
+    """int64 ``(float bits of max(z, 0) >> z_shift, face)``: the within-pixel order of the selection."""
+    zbits = (z.to(torch.float32).clamp_min(0.0) + 0.0).view(torch.int32).to(torch.int64) >> z_shift
+    return (zbits << fb) | face
+
+
+def _prune_behind_opaque(parts, HW: int, W: int, face_to_mesh, z_shift: int, fb: int):
+    """Drop, per pixel, the candidate pairs ordered after the nearest pair that is inside its face.
+
+    ``parts`` is ``(face, xi, yi, pz, inside)``; the order is the selection's ``(depth key, face)``, so
+    the ranks of the remaining pairs are unchanged.
+    """
+    f, xi, yi, pz, inside = parts
+    pix = face_to_mesh.index_select(0, f) * HW + yi * W + xi
+    key = _depth_face_key(pz, f, z_shift, fb)
+    n_pix = int(pix.max()) + 1 if pix.numel() else 0
+    big = torch.iinfo(torch.int64).max
+    opaque = torch.full((n_pix,), big, dtype=torch.int64, device=pix.device)
+    ins = torch.nonzero(inside).flatten()
+    opaque.scatter_reduce_(0, pix.index_select(0, ins), key.index_select(0, ins), reduce="amin")
+    # ties in the depth bits are kept (the exact selection orders them, possibly by finer depth)
+    keep = torch.nonzero((key >> fb) <= (opaque.index_select(0, pix) >> fb)).flatten()
+    return tuple(t.index_select(0, keep) for t in parts)
 
 
 def _group_starts(sorted_keys: torch.Tensor) -> torch.Tensor:
@@ -329,7 +528,7 @@ def rasterize_packed(verts_ndc: torch.Tensor, faces: torch.Tensor, face_to_mesh:
                      image_size: Tuple[int, int], blur_radius: float = 0.0, faces_per_pixel: int = 1,
                      perspective_correct: bool = False, clip_barycentric_coords: bool = False,
                      cull_backfaces: bool = False, z_clip_value: Optional[float] = None,
-                     max_pairs: int = DEFAULT_MAX_PAIRS, dense: bool = True):
+                     max_pairs: int = DEFAULT_MAX_PAIRS, dense: bool = True, until_opaque: bool = False):
     """Rasterize packed meshes whose vertices are already in NDC (x, y) with view-space z.
 
     Args:
@@ -338,6 +537,10 @@ def rasterize_packed(verts_ndc: torch.Tensor, faces: torch.Tensor, face_to_mesh:
         image_size: ``(H, W)``; remaining arguments as in ``RasterizationSettings``.
         dense: build the dense :class:`Fragments` (else return only :class:`PackedFragments`, whose
             differentiable values are computed on demand).
+        until_opaque: keep, per pixel, only the slots up to and including the nearest one whose pixel
+            centre is inside its face (all that layered compositing can see; see
+            :func:`~workbench.render.blending.layered_active_slots`). Those slots, their ranks and values
+            are exactly those of the full result; the hidden ones are never distance-tested or sorted.
     Returns:
         :class:`Fragments` with ``(N, H, W, K)`` fields (``pix_to_face`` indexes the packed faces) and
         ``.packed`` attached, or the :class:`PackedFragments` alone when ``dense=False``.
@@ -358,7 +561,28 @@ def rasterize_packed(verts_ndc: torch.Tensor, faces: torch.Tensor, face_to_mesh:
         valid, box, lines = _face_setup(fv_all, H, W, blur_radius, cull_backfaces, z_min)
         n_kept = 0
         reduced = False
-        for f, xi, yi in _candidates(valid, box, lines, r_px, max_pairs, dev):
+        use_keys = K > 1 and 62 - _nbits(N * HW) - _nbits(max(F, 1)) >= 28
+        if until_opaque:  # layered compositing: slots behind the nearest covering face are invisible
+            fb = _nbits(max(F, 1))
+            z_shift = 31 - min(31, 62 - _nbits(N * HW) - fb) if use_keys else 0
+            parts: List[Tuple[torch.Tensor, ...]] = []
+            for f, xi, yi in _candidates(valid, box, lines, r_px, max_pairs, dev):
+                fv = _gather_fv(cols, faces, f)
+                ok, pz, inside = _coverage(fv, xs.index_select(0, xi), ys.index_select(0, yi), blur_radius,
+                                           perspective_correct, clip_barycentric_coords, dist_test=False)
+                parts.append((f.index_select(0, ok), xi.index_select(0, ok), yi.index_select(0, ok), pz, inside))
+                n_kept += ok.numel()
+                if n_kept > max_pairs and len(parts) > 1:  # bound memory: prune with what is known so far
+                    parts = [_prune_behind_opaque(_cat(parts), HW, W, face_to_mesh, z_shift, fb)]
+                    n_kept = parts[0][0].numel()
+            if parts:
+                f, xi, yi, pz, inside = _prune_behind_opaque(_cat(parts), HW, W, face_to_mesh, z_shift, fb)
+                ok = torch.nonzero(_blur_test(_gather_fv(cols, faces, f), xs.index_select(0, xi),
+                                              ys.index_select(0, yi), inside, blur_radius)).flatten()
+                f = f.index_select(0, ok)
+                pix = face_to_mesh.index_select(0, f) * HW + yi.index_select(0, ok) * W + xi.index_select(0, ok)
+                kept.append((pix, pz.index_select(0, ok), f, inside.index_select(0, ok)))
+        for f, xi, yi in (() if until_opaque else _candidates(valid, box, lines, r_px, max_pairs, dev)):
             fv = _gather_fv(cols, faces, f)
             ok, pz, inside = _coverage(fv, xs.index_select(0, xi), ys.index_select(0, yi), blur_radius,
                                        perspective_correct, clip_barycentric_coords)
@@ -373,7 +597,7 @@ def rasterize_packed(verts_ndc: torch.Tensor, faces: torch.Tensor, face_to_mesh:
                 reduced = True
         if kept:
             pix, z, face, inside = _cat(kept)
-            if K > 1 and not reduced and 62 - _nbits(N * HW) - _nbits(max(F, 1)) >= 28:
+            if use_keys and not reduced:
                 pix, fsel, inside, rank = _select_keys(pix, z, face, inside, K, N * HW, F)
             else:
                 pix, _, fsel, inside, rank = _select_exact(pix, z, face, inside, K)
@@ -394,15 +618,12 @@ class _TermsContext:
         self.verts_ndc, self.faces, self.xs, self.ys = verts_ndc, faces, xs, ys
         self.W, self.HW, self.perspective_correct, self.clip = W, HW, perspective_correct, clip
 
-    def __call__(self, pix: torch.Tensor, face: torch.Tensor):
+    def __call__(self, pix: torch.Tensor, face: torch.Tensor, inside: torch.Tensor):
         within = pix % self.HW
         yi = torch.div(within, self.W, rounding_mode="floor")
         xi = within - yi * self.W
-        v = self.verts_ndc
-        fv = _gather_fv([v[:, 0], v[:, 1], v[:, 2]], self.faces, face)
-        bary, pz, dist, inside = pair_terms(fv, self.xs.index_select(0, xi), self.ys.index_select(0, yi),
-                                            self.perspective_correct, self.clip)
-        return bary, pz, torch.where(inside, -dist, dist)
+        return _PairTermsFn.apply(self.verts_ndc, self.faces.index_select(0, face), self.xs.index_select(0, xi),
+                                  self.ys.index_select(0, yi), inside, self.perspective_correct, self.clip)
 
     def detach(self) -> "_TermsContext":
         return _TermsContext(self.verts_ndc.detach(), self.faces, self.xs, self.ys, self.W, self.HW,

@@ -104,11 +104,14 @@ def rasterize_meshes(meshes: Meshes, image_size: Union[int, Tuple[int, int]] = 2
                      max_faces_per_bin: Optional[int] = None, perspective_correct: bool = False,
                      clip_barycentric_coords: bool = False, cull_backfaces: bool = False,
                      z_clip_value: Optional[float] = None, cull_to_frustum: bool = False,
-                     backend: str = "auto", max_pairs: int = DEFAULT_MAX_PAIRS, dense: bool = True):
+                     backend: str = "auto", max_pairs: int = DEFAULT_MAX_PAIRS, dense: bool = True,
+                     until_opaque: bool = False):
     """Rasterize meshes whose vertices are already in NDC (x, y) with view z (pytorch3d's function).
 
     Returns :class:`Fragments`; with ``dense=False`` the torch backend returns its
     :class:`~workbench.render.fragments.PackedFragments` instead (pytorch3d always returns dense).
+    ``until_opaque=True`` (torch backend, packed output only) lets it drop the slots hidden behind the
+    nearest face containing the pixel centre (see :func:`~workbench.render.rasterize_torch.rasterize_packed`).
     """
     hw = _image_hw(image_size)
     if faces_per_pixel < 1:
@@ -122,7 +125,7 @@ def rasterize_meshes(meshes: Meshes, image_size: Union[int, Tuple[int, int]] = 2
                             blur_radius=blur_radius, faces_per_pixel=faces_per_pixel,
                             perspective_correct=perspective_correct, clip_barycentric_coords=clip_barycentric_coords,
                             cull_backfaces=cull_backfaces, z_clip_value=z_clip_value, max_pairs=max_pairs,
-                            dense=dense)
+                            dense=dense, until_opaque=until_opaque and not dense)
 
 
 class MeshRasterizer(nn.Module):
@@ -158,8 +161,9 @@ class MeshRasterizer(nn.Module):
             return Meshes(v.reshape(meshes_world.verts_padded().shape), meshes_world.faces_padded())
         return Meshes(meshes_world.packed_to_list(v, "verts"), meshes_world.faces_list())
 
-    def forward(self, meshes_world: Meshes, dense: bool = True, **kwargs) -> Fragments:
-        """Rasterize; ``dense=False`` lets the torch backend return :class:`PackedFragments` only."""
+    def forward(self, meshes_world: Meshes, dense: bool = True, until_opaque: bool = False, **kwargs) -> Fragments:
+        """Rasterize; ``dense=False`` lets the torch backend return :class:`PackedFragments` only, and
+        ``until_opaque=True`` (with ``dense=False``) lets it keep only the slots layered compositing sees."""
         if not isinstance(meshes_world, Meshes):
             raise RenderError(f"MeshRasterizer expects workbench Meshes, got {type(meshes_world).__name__}")
         cameras = kwargs.get("cameras", self.cameras)
@@ -181,4 +185,5 @@ class MeshRasterizer(nn.Module):
                                 max_faces_per_bin=rs.max_faces_per_bin, perspective_correct=persp,
                                 clip_barycentric_coords=clip, cull_backfaces=rs.cull_backfaces,
                                 z_clip_value=z_clip, cull_to_frustum=rs.cull_to_frustum,
-                                backend=kwargs.get("backend", self.backend), max_pairs=rs.max_pairs, dense=dense)
+                                backend=kwargs.get("backend", self.backend), max_pairs=rs.max_pairs, dense=dense,
+                                until_opaque=until_opaque)

@@ -232,6 +232,7 @@ class LayeredShader(nn.Module):
     """
 
     accepts_packed = True
+    only_until_opaque = True  # slots behind the nearest face containing the pixel centre are invisible
 
     def __init__(self, blend_params: Optional[BlendParams] = None, ambient: float = 1.0):
         super().__init__()
@@ -259,7 +260,9 @@ class MeshRenderer(nn.Module):
     """``rasterizer`` then ``shader``; one mesh with several cameras is extended to one per camera.
 
     Shaders with ``accepts_packed = True`` receive the torch backend's :class:`PackedFragments`
-    directly (no dense ``(N, H, W, K)`` tensors are built).
+    directly (no dense ``(N, H, W, K)`` tensors are built); for shaders that also set
+    ``only_until_opaque = True`` (layered compositing) the rasterizer skips the slots hidden behind the
+    nearest face containing each pixel centre.
     """
 
     def __init__(self, rasterizer, shader):
@@ -277,7 +280,10 @@ class MeshRenderer(nn.Module):
         if cams is not None and len(cams) > 1 and len(meshes_world) == 1:
             meshes_world = meshes_world.extend(len(cams))
         dense = not getattr(self.shader, "accepts_packed", False)
-        fragments = self.rasterizer(meshes_world, dense=dense, **kwargs)
+        if not dense and getattr(self.shader, "only_until_opaque", False):
+            fragments = self.rasterizer(meshes_world, dense=dense, until_opaque=True, **kwargs)
+        else:
+            fragments = self.rasterizer(meshes_world, dense=dense, **kwargs)
         return self.shader(fragments, meshes_world, **kwargs)
 
 
