@@ -4,7 +4,14 @@ Starts JupyterLab on 127.0.0.1 with a temporary configuration on a temporary cop
 (so autosave can never write outputs into the repository), opens ``01_data_prep.ipynb``, runs all
 cells through the app's command registry, moves the azimuth slider of the pose explorer with the
 keyboard, and checks that the rendered view and the status line changed and that no cell shows an
-error. A screenshot is saved in the test's temporary directory and copied to ``outputs/e2e/``.
+error. Then, in the same JupyterLab page, it opens ``09_results_tables.ipynb``, runs all its cells and
+checks that none shows an error and that the results browser rendered. Screenshots are saved in the
+test's temporary directory and copied to ``outputs/e2e/``, with the timings of each step.
+
+The lab's copy of 09 gets ``TRAIN_MISSING = False`` injected after its parameters cell (as
+papermill would): the browser test checks the front end over whatever runs exist (those of the
+notebook executions earlier in the session, or none); training is covered by
+``test_notebooks_execute.py``.
 
 Never runs ``playwright install``: the browser is Debian's ``/usr/bin/chromium`` (``apt-get install
 chromium``). Skipped, with the reason, when chromium or playwright is missing.
@@ -32,6 +39,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--disable-dev-shm-usage"]
 NOTEBOOK = "01_data_prep.ipynb"
+RESULTS_NOTEBOOK = "09_results_tables.ipynb"
 RUN_TIMEOUT_S = float(os.environ.get("WB_E2E_RUN_TIMEOUT", "150"))
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -117,18 +125,21 @@ def jupyter_server(tmp_path, smoke_env):
 
 # the notebook panel, found among the main-area widgets (shell.currentWidget is null in a
 # headless browser without focus)
-PANEL = f"""(() => {{
+def panel_js(notebook: str) -> str:
+    return f"""(() => {{
   const app = window.jupyterapp;
   if (!app) return null;
   for (const w of app.shell.widgets('main')) {{
-    if (w.context && w.context.path.endsWith('{NOTEBOOK}')) return w;
+    if (w.context && w.context.path.endsWith('{notebook}')) return w;
   }}
   return null;
 }})()"""
 
-RUN_ALL = f"""async () => {{
+
+def run_all_js(notebook: str) -> str:
+    return f"""async () => {{
   const app = window.jupyterapp;
-  const panel = {PANEL};
+  const panel = {panel_js(notebook)};
   app.shell.activateById(panel.id);
   await panel.context.ready;
   await panel.sessionContext.ready;
@@ -136,8 +147,11 @@ RUN_ALL = f"""async () => {{
   return panel.content.widgets.length;
 }}"""
 
-STATE = """() => {
-  const panel = """ + PANEL + """;
+
+def state_js(notebook: str) -> str:
+    return """() => {
+  const panel = """ + panel_js(notebook) + """;
+  if (!panel) return {done: 0, total: -1, busy: true, status: 'none', errors: []};
   const cells = panel.content.widgets.filter(c => c.model.type === 'code');
   const errors = [];
   cells.forEach((c, i) => {
@@ -154,6 +168,33 @@ STATE = """() => {
   };
 }"""
 
+
+PANEL, RUN_ALL, STATE = panel_js(NOTEBOOK), run_all_js(NOTEBOOK), state_js(NOTEBOOK)
+
+
+def run_all_cells(page, notebook: str, timeout_s: float) -> dict:
+    """Run every cell of an open notebook and poll until the kernel is idle with every cell run, an
+    error shows, or ``timeout_s`` passes; returns the last state."""
+    page.evaluate(run_all_js(notebook))
+    deadline = time.time() + timeout_s
+    state = page.evaluate(state_js(notebook))
+    while not (state["done"] == state["total"] and not state["busy"] and state["status"] == "idle"):
+        if state["errors"] or time.time() > deadline:
+            break
+        page.wait_for_timeout(250)
+        state = page.evaluate(state_js(notebook))
+    return state
+
+
+def inject_parameters(path: Path, source: str) -> None:
+    """Insert a code cell right after the ``parameters`` cell (what papermill does with overrides)."""
+    nb = json.loads(path.read_text())
+    at = next(i for i, c in enumerate(nb["cells"]) if "parameters" in c.get("metadata", {}).get("tags", []))
+    nb["cells"].insert(at + 1, {"cell_type": "code", "id": "injected-parameters", "execution_count": None,
+                                "metadata": {"tags": ["injected-parameters"]}, "outputs": [], "source": source})
+    path.write_text(json.dumps(nb))
+
+
 EXPLORER_IMAGE = """() => {
   const gd = document.querySelector('.wb-pose-explorer .js-plotly-plot');
   if (!gd || !gd.data || !gd.data.length) return null;
@@ -161,11 +202,12 @@ EXPLORER_IMAGE = """() => {
 }"""
 
 
-def test_jupyterlab_runs_01_and_the_pose_explorer_reacts(jupyter_server, tmp_path):
+def test_jupyterlab_runs_01_and_09_and_the_pose_explorer_reacts(jupyter_server, tmp_path):
     from playwright.sync_api import sync_playwright
 
     timings = {"server start": jupyter_server["startup_s"]}
     shot = tmp_path / "jupyterlab_01_data_prep.png"
+    shot09 = tmp_path / "jupyterlab_09_results_tables.png"
     t_all = time.perf_counter()
     with sync_playwright() as pw:
         t = time.perf_counter()
@@ -182,14 +224,7 @@ def test_jupyterlab_runs_01_and_the_pose_explorer_reacts(jupyter_server, tmp_pat
             timings["open until kernel idle"] = time.perf_counter() - t
 
             t = time.perf_counter()
-            page.evaluate(RUN_ALL)
-            deadline = time.time() + RUN_TIMEOUT_S
-            state = page.evaluate(STATE)
-            while not (state["done"] == state["total"] and not state["busy"] and state["status"] == "idle"):
-                if state["errors"] or time.time() > deadline:
-                    break
-                page.wait_for_timeout(250)
-                state = page.evaluate(STATE)
+            state = run_all_cells(page, NOTEBOOK, RUN_TIMEOUT_S)
             timings["run all cells"] = time.perf_counter() - t
             if state["errors"] or state["done"] != state["total"]:
                 page.screenshot(path=str(shot))
@@ -221,6 +256,27 @@ def test_jupyterlab_runs_01_and_the_pose_explorer_reacts(jupyter_server, tmp_pat
             page.wait_for_timeout(500)   # let plotly paint before the screenshot
             page.screenshot(path=str(shot))
             final = page.evaluate(STATE)
+
+            # 09: open it in the same lab, run all cells, the results browser renders
+            inject_parameters(jupyter_server["root"] / RESULTS_NOTEBOOK, "TRAIN_MISSING = False")
+            t = time.perf_counter()
+            page.evaluate(f"() => {{ window.jupyterapp.commands.execute('docmanager:open', "
+                          f"{{path: '{RESULTS_NOTEBOOK}', factory: 'Notebook'}}); return true; }}")
+            page.wait_for_function(f"{panel_js(RESULTS_NOTEBOOK)} !== null", timeout=60_000)
+            page.wait_for_function(f"(() => {{ const p = {panel_js(RESULTS_NOTEBOOK)}; const k = p.sessionContext.session"
+                                   f" && p.sessionContext.session.kernel; return k && k.status === 'idle'; }})()",
+                                   timeout=60_000)
+            timings["09: open until kernel idle"] = time.perf_counter() - t
+            t = time.perf_counter()
+            state09 = run_all_cells(page, RESULTS_NOTEBOOK, RUN_TIMEOUT_S)
+            timings["09: run all cells"] = time.perf_counter() - t
+            browser_widget = page.locator(".wb-results-browser")
+            if state09["done"] == state09["total"] and not state09["errors"]:
+                browser_widget.wait_for(state="attached", timeout=30_000)
+                browser_widget.scroll_into_view_if_needed()
+                page.wait_for_timeout(300)
+            page.screenshot(path=str(shot09))
+            results_status = browser_widget.inner_text() if browser_widget.count() else ""
         except Exception:
             page.screenshot(path=str(shot))
             raise
@@ -230,6 +286,8 @@ def test_jupyterlab_runs_01_and_the_pose_explorer_reacts(jupyter_server, tmp_pat
     out = REPO / "outputs" / "e2e"
     out.mkdir(parents=True, exist_ok=True)
     shutil.copy(shot, out / shot.name)
+    if shot09.is_file():
+        shutil.copy(shot09, out / shot09.name)
     (out / "timings.json").write_text(json.dumps({k: round(v, 2) for k, v in timings.items()}, indent=2))
     print("e2e timings (s):", {k: round(v, 1) for k, v in timings.items()})
 
@@ -241,4 +299,7 @@ def test_jupyterlab_runs_01_and_the_pose_explorer_reacts(jupyter_server, tmp_pat
     a0, a1 = (float(m.group(1)) for m in found)
     assert a1 - a0 == pytest.approx(-5.0 if at_max else 5.0), (before_status, after_status)
     assert final["errors"] == [] and final["done"] == final["total"], final
+    assert state09["errors"] == [] and state09["done"] == state09["total"] > 0, \
+        f"09 did not run cleanly: {state09} (screenshot {shot09})"
+    assert "tables shown" in results_status, results_status
     assert not [e for e in console_errors if "plotly" in e.lower() or "widget" in e.lower()], console_errors
