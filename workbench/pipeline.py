@@ -141,9 +141,17 @@ def _run_variant(spec: MethodSpec, profile: str, variant: str, name: str, seed: 
 
 
 def _worker_init() -> None:
-    """Workers of a parallel job: quiet per-run progress bars (the job shows one overall bar)."""
-    os.environ["TQDM_DISABLE"] = "1"
+    """Workers of a parallel job die with the job (Linux ``PR_SET_PDEATHSIG``; checkpoints are
+    atomic, so a killed worker resumes cleanly on the next ``workbench run``)."""
     logging.basicConfig(level=logging.WARNING)
+    if os.name == "posix":
+        try:
+            import ctypes
+            import signal
+
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError):
+            pass
 
 
 def default_jobs() -> int:
@@ -222,19 +230,29 @@ def run_job(profile: str | None = None, methods: Iterable[str] | None = None, se
 
         threads = max(1, (os.cpu_count() or 1) // jobs)
         ctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init) as pool:
-            futures = {pool.submit(_run_variant, spec, profile, var_name, name, seed, root, threads):
-                       f"{spec.name}:{var_name}" for spec, var_name, name in todo}
-            running = list(futures.values())
-            bar.set_postfix_str(", ".join(running[:jobs]))
-            try:
-                for fut in as_completed(futures):
-                    running.remove(futures[fut])
-                    _finished(fut.result())
-                    bar.set_postfix_str(", ".join(running[:jobs]))
-            except KeyboardInterrupt:
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
+        # per-run progress bars stay quiet in the workers (the job shows one overall bar); tqdm reads
+        # TQDM_DISABLE when it is imported, so it must be in the environment the workers inherit
+        saved_env = os.environ.get("TQDM_DISABLE")
+        os.environ["TQDM_DISABLE"] = "1"
+        try:
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init) as pool:
+                futures = {pool.submit(_run_variant, spec, profile, var_name, name, seed, root, threads):
+                           f"{spec.name}:{var_name}" for spec, var_name, name in todo}
+                running = list(futures.values())
+                bar.set_postfix_str(", ".join(running[:jobs]))
+                try:
+                    for fut in as_completed(futures):
+                        running.remove(futures[fut])
+                        _finished(fut.result())
+                        bar.set_postfix_str(", ".join(running[:jobs]))
+                except KeyboardInterrupt:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
+        finally:
+            if saved_env is None:
+                os.environ.pop("TQDM_DISABLE", None)
+            else:
+                os.environ["TQDM_DISABLE"] = saved_env
     bar.close()
     report_path = None
     if report:

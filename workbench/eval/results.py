@@ -8,10 +8,13 @@ Layout of one run (see DESIGN.md)::
         eval.json       final metrics written by the method's evaluate(); its presence = run complete
         checkpoint.pt   atomic, resumable checkpoint
         figures/        exported figures
+        run.json        method, variant, profile, seed, description and ``timing`` (train/eval wall
+                        and CPU seconds, torch threads), written by :mod:`workbench.pipeline`
 
 ``runs/`` is :func:`workbench.core.runs_dir` (``$WB_RUNS_DIR`` or ``./runs``) unless a ``root`` is
 given. :func:`collect_runs` returns one row per run with the columns ``method, run, path,
-profile, seed, complete``, then every config field flattened as ``config.<dotted.key>``, then
+profile, seed, complete, variant``, then every config field flattened as ``config.<dotted.key>``,
+the run's ``timing.<key>`` (from ``run.json``), then
 every eval metric flattened with dots (``eval.`` is prefixed only where a metric name collides
 with one of the run columns). ``profile`` and ``seed`` are read from the config (top-level
 ``profile``; ``seed`` at the top level or in ``train``), falling back to eval.json's top level.
@@ -283,6 +286,8 @@ def collect_runs(root: str | os.PathLike | None = None, method: str | None = Non
             "variant": info.get("variant"),
         }
         row.update({f"config.{k}": v for k, v in flatten(cfg).items()})
+        timing = info.get("timing") if isinstance(info.get("timing"), Mapping) else {}
+        row.update({f"timing.{k}": v for k, v in timing.items()})  # wall/CPU seconds (workbench.pipeline)
         for k, v in flatten(ev).items():
             if k in ("profile", "seed") and row.get(k) == v:
                 continue

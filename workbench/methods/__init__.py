@@ -48,6 +48,9 @@ class MethodSpec:
             headline baselines); ``workbench run`` trains only these at the ``smoke`` and ``quick``
             profiles so that ``make demo`` fits its budget on a 2-core CPU. Empty: all variants.
         presets: the synthetic data presets it needs (``views``, ``multiview``, ``collection``, ``retrieval``).
+        headline: ``(label, column)`` pairs of the few numbers that summarise a run, ``column`` being
+            a flattened ``eval.json`` key as in :func:`workbench.eval.results.collect_runs` (the
+            report's cross-method table).
         tables: ``tables(runs_df) -> {table_name: DataFrame}`` builds the paper-layout tables (ours
             beside the paper's numbers) from :func:`workbench.eval.results.collect_runs` output.
     """
@@ -58,6 +61,7 @@ class MethodSpec:
     evaluate: Callable[[Any, Path], dict]
     variants: tuple[Variant, ...] = (Variant("full"),)
     main_variants: tuple[str, ...] = ()
+    headline: tuple[tuple[str, str], ...] = ()
     presets: tuple[str, ...] = ()
     tables: Callable[[Any], dict] | None = None
     description: str = ""

@@ -27,6 +27,7 @@ METHOD = MethodSpec(
     evaluate=evaluate,
     variants=VARIANTS,
     main_variants=("full", "aug_none", "no_cat"),  # Table 2: colour augmentation and category loss
+    headline=(("top-1", "top1"), ("top-10", "top10"), ("category acc", "category_acc")),
     presets=("retrieval",),
     tables=tables,
     description=("CMIC (ICCV 2021): single-image 3D shape retrieval with a query-conditioned attention "

@@ -54,6 +54,8 @@ METHOD = MethodSpec(
     evaluate=evaluate,
     variants=VARIANTS,
     main_variants=("compnet3d", "novum", "dualhead"),  # Table 1 rows: ours, NOVUM, the DNN
+    headline=(("IID accuracy", "metrics.test.acc"), ("L3 occlusion accuracy", "metrics.occ_l3.acc"),
+              ("IID pose acc pi/6", "metrics.test.pose_acc_pi6")),
     presets=("views",),
     tables=combined_tables,
     description=__doc__.splitlines()[0],

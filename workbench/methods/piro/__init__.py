@@ -35,6 +35,7 @@ METHOD = MethodSpec(
     evaluate=evaluate,
     variants=VARIANTS,
     main_variants=("piro_de", "piro_se", "pi_cnn"),  # Table 1 (dual vs single) + the classic PI baseline
+    headline=(("SV category acc", "sv_cat_acc"), ("SV object acc", "sv_obj_acc"), ("SV object mAP", "sv_obj_map")),
     presets=("multiview",),
     tables=tables,
     description=("PiRO (CVPR 2024): dual pose-invariant category and object embeddings from multi-view "

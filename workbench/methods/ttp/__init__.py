@@ -28,6 +28,7 @@ METHOD = MethodSpec(
     evaluate=evaluate,
     variants=VARIANTS,
     main_variants=("full", "rigid", "kp", "rigid_kp"),  # Table 1: non-rigid vs rigid, with/without keypoints
+    headline=(("mask IoU", "miou"), ("3D IoU", "iou3d"), ("3D IoU (template)", "iou3d_template")),
     presets=("collection",),
     tables=tables,
     description=("TTP (NeurIPS 2021): regress template-vertex positions and visibility, solve the "

@@ -25,6 +25,8 @@ METHOD = MethodSpec(
     evaluate=evaluate,
     variants=VARIANTS,
     main_variants=("full", "no_swap"),  # Table 2 (ours) + the key Table 3 ablation
+    headline=(("Chamfer-L1 (ICP)", "chamfer_l1_icp"), ("template Chamfer-L1 (ICP)", "template_chamfer_l1_icp"),
+              ("mask IoU", "mask_iou")),
     presets=("collection",),
     tables=tables,
     description=("UNICORN (ECCV 2022): structured autoencoder (shape, texture, background, K poses) trained "
