@@ -129,3 +129,13 @@ def test_corruptions_are_deterministic_and_change_the_image():
 def test_plasma_fractal_range():
     p = plasma_fractal(64, 1.5, np.random.default_rng(0))
     assert p.shape == (64, 64) and p.min() == 0 and p.max() == 1 and p.std() > 0.05
+
+
+def test_lazy_occluder_bank_matches_eager_in_any_order():
+    """Items are rendered on first use, each from its own seed: draw order does not matter."""
+    eager = OccluderBank(seed=1, n=4, size=48, lazy=False)
+    lazy = OccluderBank(seed=1, n=4, size=48)
+    assert len(lazy) == 4 and not lazy._items
+    for i in (3, 0, 2, 1):
+        np.testing.assert_array_equal(lazy.get(i), eager.items[i])
+    assert all(it.shape[-1] == 4 and it[..., 3].max() > 0.5 for it in eager.items)

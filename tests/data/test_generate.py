@@ -309,3 +309,54 @@ def test_collection_crops_meshes_and_depth(collection_root):
     tex = DatasetIndex(collection_root).df
     tr, tt = tex[tex["split"] == "train"].reset_index(), tex[tex["split"] == "train_textured"].reset_index()
     assert (tr["mask"] == tt["mask"]).all() and (tt["background"] != "white").all()
+
+
+RETRIEVAL_TINY = ["categories=[chair,sofa]", "shapes_per_category=2", "train_images_per_shape=3",
+                  "test_images_per_shape=1", "fine_shapes=2", "fine_families=2", "fine_train_images_per_shape=2",
+                  "fine_test_images_per_shape=1", "render_views=2"]
+
+
+def test_retrieval_materials_per_photo(tmp_path, monkeypatch):
+    """``materials_per_photo``: the photos of one shape differ in colour; geometry, poses and masks
+    are those of the default (per-shape materials) dataset of the same seed."""
+    from workbench.data.schema import read_image_file
+    from workbench.data.world import make_object, resample_materials, sample_params
+
+    monkeypatch.setenv("WB_DATA_DIR", str(tmp_path))
+    a = DatasetIndex(generate("retrieval", "smoke", 0, out=tmp_path / "a", workers=0, overrides=RETRIEVAL_TINY,
+                              progress=False))
+    b = DatasetIndex(generate("retrieval", "smoke", 0, out=tmp_path / "b", workers=0, progress=False,
+                              overrides=RETRIEVAL_TINY + ["materials_per_photo=true"]))
+    assert "material_seed" not in a.df.columns and len(a.df) == len(b.df) == 22
+    pose = ["image", "shape_id", "azimuth", "elevation", "theta", "distance", "px", "py", "bbox"]
+    pd.testing.assert_frame_equal(a.df[pose], b.df[pose])
+    for rel in b.df["mask"]:  # same geometry and pose -> byte-identical masks
+        assert (a.root / rel).read_bytes() == (b.root / rel).read_bytes(), rel
+
+    def colour_spread(ds):
+        """Mean over shapes of the mean distance of a photo's object colour to the shape's mean."""
+        out = []
+        for _, g in ds.df.groupby("shape_id"):
+            cols = np.array([read_image_file(ds.path(r.image)).astype(float)[read_mask_file(ds.path(r.mask))].mean(0)
+                             for r in g.itertuples()])
+            out.append(np.linalg.norm(cols - cols.mean(0), axis=1).mean())
+        return float(np.mean(out))
+
+    per_shape, per_photo = colour_spread(a), colour_spread(b)
+    assert per_photo > 1.4 * per_shape, (per_shape, per_photo)  # measured about 2x
+    # every photo of a shape has its own materials, drawn from the category's palettes
+    for _, g in b.df.groupby("shape_id"):
+        assert g["material_seed"].nunique() == len(g)
+    m = make_object("chair", sample_params("chair", np.random.default_rng(0)), 1)
+    m2 = resample_materials(m, 2)
+    assert m2.verts is m.verts and m2.faces is m.faces
+    assert [x.color for x in m2.materials] != [x.color for x in m.materials]
+
+
+def test_multiview_quick_has_eight_fine_test_objects_per_family():
+    from workbench.data.presets import plan, preset_config
+
+    cfg = preset_config("multiview", "quick")
+    jobs, extra = plan("multiview", cfg, 0)
+    per_family = pd.Series([j.family for j in jobs if j.views[0].split == "fine_test"]).value_counts()
+    assert len(per_family) == len(extra["families"]) == 18 and per_family.min() >= 8

@@ -36,10 +36,10 @@ _LAZY = {
     "CollectionConfig": ".presets", "RetrievalConfig": ".presets",
     "NAMED_CATEGORIES": ".world", "CATEGORIES": ".world", "get_category": ".world", "sample_params": ".world",
     "sample_family": ".world", "family_instance": ".world", "make_object": ".world", "ObjectModel": ".world",
-    "reference_cuboid": ".world",
+    "reference_cuboid": ".world", "resample_materials": ".world",
     "procedural_categories": ".procedural",
     "render_views": ".shading", "Light": ".shading",
-    "contact_sheet": ".contact", "category_sheet": ".contact",
+    "contact_sheet": ".contact", "category_sheet": ".contact", "write_contact_sheets": ".contact",
     "corrupt": ".corruptions", "CORRUPTIONS": ".corruptions",
 }
 

@@ -4,6 +4,10 @@
 (``by="split"``) or each category (``by="category"``), optionally with visible keypoints (green) and
 invisible ones (red) drawn, and the mask outline. For retrieval datasets the grey renders of a
 few shapes are added. ``category_sheet()`` renders every named category of the world directly.
+``write_contact_sheets(out_dir)`` writes ``categories.png`` and one ``<preset>-<profile>.png`` per
+preset (generating the presets' datasets if needed)::
+
+    python -m workbench.data.contact [--out outputs/contact_sheets] [--profile smoke]
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from PIL import Image, ImageDraw
 
 from .schema import DatasetIndex, read_image_file, read_mask_file
 
-__all__ = ["contact_sheet", "category_sheet"]
+__all__ = ["contact_sheet", "category_sheet", "write_contact_sheets"]
 
 
 def _tile(ds: DatasetIndex, i: int, size: int, keypoints: bool, outline: bool) -> np.ndarray:
@@ -109,3 +113,49 @@ def category_sheet(categories: Optional[Sequence[str]] = None, per_row: int = 8,
             sheet.paste(Image.fromarray((img * 255).astype(np.uint8)), (label_w + k * size, r * size))
         d.text((4, r * size + size // 2 - 6), c[:14], fill=(0, 0, 0))
     return sheet
+
+
+def write_contact_sheets(out_dir: str | os.PathLike | None = None, profile: str = "smoke", seed: int = 0,
+                         presets: Optional[Sequence[str]] = None, overrides: Optional[dict] = None,
+                         categories: bool = True) -> List[str]:
+    """Write ``categories.png`` (every named category) and ``<preset>-<profile>.png`` for each preset
+    (rows by split, plus ``<preset>-<profile>-categories.png`` rows by category) into ``out_dir``
+    (default ``<outputs>/contact_sheets``). Returns the written paths. ``overrides``: per-preset
+    config overrides, e.g. ``{"retrieval": ["materials_per_photo=true"]}``."""
+    from pathlib import Path
+
+    from ..core.paths import outputs_dir
+    from .generate import generate
+    from .presets import PRESETS
+
+    out = Path(out_dir) if out_dir is not None else outputs_dir() / "contact_sheets"
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    if categories:
+        path = out / "categories.png"
+        category_sheet(seed=seed).save(path)
+        written.append(str(path))
+    for preset in presets or list(PRESETS):
+        ov = (overrides or {}).get(preset)
+        root = generate(preset, profile, seed=seed, overrides=ov, progress=False)
+        tag = f"{preset}-{profile}" + ("-" + "-".join(o.split("=")[0] for o in ov) if ov else "")
+        for by, suffix in (("split", ""), ("category", "-categories")):
+            path = out / f"{tag}{suffix}.png"
+            contact_sheet(root, by=by, per_row=10, size=80, outline=by == "category", seed=seed).save(path)
+            written.append(str(path))
+    return written
+
+
+if __name__ == "__main__":  # pragma: no cover - a command-line convenience
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Write contact sheets of the world's categories and of each preset.")
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--profile", default="smoke")
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args()
+    for p in write_contact_sheets(a.out, a.profile, a.seed):
+        print(p)
+    for p in write_contact_sheets(a.out, a.profile, a.seed, presets=["retrieval"], categories=False,
+                                  overrides={"retrieval": ["materials_per_photo=true"]}):
+        print(p)

@@ -93,21 +93,48 @@ def composite(rgb_premult: np.ndarray, alpha: np.ndarray, background: np.ndarray
 
 # ----------------------------------------------------------------------------- occluders
 class OccluderBank:
-    """RGBA cut-outs of procedural objects, rendered once (deterministic in ``seed``).
+    """RGBA cut-outs of ``n`` procedural objects (deterministic in ``seed``), rendered on first use.
 
-    Items are ``(h, w, 4)`` float32 arrays cropped to their alpha bounding box.
+    Items are ``(h, w, 4)`` float32 arrays cropped to their alpha bounding box. Item ``i`` is the
+    first render of ``stable_seed("occluder", seed, i[, attempt])`` that covers at least 20 pixels;
+    it depends on nothing else, so a process renders only the items it draws (dataset workers each
+    fill their own copy, in parallel) and every copy holds the same items. ``lazy=False`` renders
+    all of them at construction.
     """
 
-    def __init__(self, seed: int = 0, n: int = 48, size: int = 96, n_categories: int = 24):
+    def __init__(self, seed: int = 0, n: int = 48, size: int = 96, n_categories: int = 24, lazy: bool = True):
+        if n < 1:
+            raise ValueError(f"OccluderBank: n must be >= 1, got {n}")
+        self.seed, self.n, self.size, self.n_categories = int(seed), int(n), int(size), int(n_categories)
+        self._items: Dict[int, np.ndarray] = {}
+        self._cats = None
+        if not lazy:
+            self.items  # noqa: B018 - render all
+
+    @property
+    def items(self) -> List[np.ndarray]:
+        """All ``n`` items (renders the missing ones)."""
+        return [self.get(i) for i in range(self.n)]
+
+    def get(self, i: int) -> np.ndarray:
+        """Item ``i`` (rendered and cached on first use)."""
+        item = self._items.get(i)
+        if item is None:
+            item = self._items[i] = self._render(i)
+        return item
+
+    def _render(self, i: int) -> np.ndarray:
         from .procedural import procedural_categories
         from .shading import render_views, sample_light
         from .world import make_object, sample_params, stable_seed
 
-        self.items: List[np.ndarray] = []
-        cats = procedural_categories(n_categories, seed=1000 + int(seed))
-        for i in range(n):
-            rng = np.random.default_rng(stable_seed("occluder", seed, i))
-            cat = cats[i % len(cats)]
+        if self._cats is None:
+            self._cats = procedural_categories(self.n_categories, seed=1000 + self.seed)
+        size = self.size
+        cat = self._cats[i % len(self._cats)]
+        for attempt in range(100):
+            key = ("occluder", self.seed, i) if attempt == 0 else ("occluder", self.seed, i, attempt)
+            rng = np.random.default_rng(stable_seed(*key))
             model = make_object(cat, sample_params(cat, rng), material_seed=int(rng.integers(2**31)))
             az, el = rng.uniform(0, 2 * np.pi), rng.uniform(-0.2, 0.8)
             out = render_views(model, [az], [el], [rng.uniform(-0.3, 0.3)], [2.6], 1.9 * size,
@@ -118,13 +145,14 @@ class OccluderBank:
                 continue
             crop = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
             rgba = np.concatenate([out["rgb"][0][crop] / np.maximum(a[crop][..., None], 1e-6), a[crop][..., None]], -1)
-            self.items.append(np.clip(rgba, 0, 1).astype(np.float32))
+            return np.clip(rgba, 0, 1).astype(np.float32)
+        raise RuntimeError(f"OccluderBank: occluder {i} (seed {self.seed}) never covered 20 pixels")  # pragma: no cover
 
     def __len__(self) -> int:
-        return len(self.items)
+        return self.n
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:
-        return self.items[int(rng.integers(len(self.items)))]
+        return self.get(int(rng.integers(self.n)))
 
     @staticmethod
     def place(item: np.ndarray, shape: Tuple[int, int], center: Tuple[float, float], size: float
@@ -137,8 +165,6 @@ class OccluderBank:
         h0, w0 = item.shape[:2]
         k = size / max(h0, w0)
         hh, ww = max(1, int(round(h0 * k))), max(1, int(round(w0 * k)))
-        im = Image.fromarray((item * 255).astype(np.uint8), "RGBA").resize((ww, hh), Image.BILINEAR)
-        arr = np.asarray(im).astype(np.float32) / 255.0
         x0 = int(round(center[0] - ww / 2))
         y0 = int(round(center[1] - hh / 2))
         rgb = np.zeros((H, W, 3), np.float32)
@@ -146,10 +172,27 @@ class OccluderBank:
         xa, ya = max(x0, 0), max(y0, 0)
         xb, yb = min(x0 + ww, W), min(y0 + hh, H)
         if xa < xb and ya < yb:
-            sub = arr[ya - y0:yb - y0, xa - x0:xb - x0]
+            # the same as PIL's ``Image.resize`` of the RGBA image (which resamples premultiplied RGBa)
+            im = _premultiplied(item).resize((ww, hh), Image.BILINEAR).convert("RGBA")
+            sub = np.asarray(im)[ya - y0:yb - y0, xa - x0:xb - x0].astype(np.float32) * np.float32(1 / 255.0)
             a[ya:yb, xa:xb] = sub[..., 3]
             rgb[ya:yb, xa:xb] = sub[..., :3] * sub[..., 3:4]
         return rgb, a
+
+
+_PIL_CACHE: Dict[int, Tuple[np.ndarray, Image.Image]] = {}
+
+
+def _premultiplied(item: np.ndarray) -> Image.Image:
+    """The ``RGBa`` (premultiplied) PIL image of an RGBA float item, cached per item array."""
+    hit = _PIL_CACHE.get(id(item))
+    if hit is not None and hit[0] is item:
+        return hit[1]
+    if len(_PIL_CACHE) > 1024:
+        _PIL_CACHE.clear()
+    im = Image.fromarray((item * 255).astype(np.uint8), "RGBA").convert("RGBa")
+    _PIL_CACHE[id(item)] = (item, im)
+    return im
 
 
 @dataclass
@@ -167,6 +210,51 @@ def _fractions(occ: np.ndarray, obj: np.ndarray) -> Tuple[float, float]:
     nf = max(int(obj.sum()), 1)
     nb = max(int((~obj).sum()), 1)
     return float((occ & obj).sum()) / nf, float((occ & ~obj).sum()) / nb
+
+
+class _Trial:
+    """Occluded fractions of ``acc`` (the accumulated occluder alpha) with one more occluder pasted,
+    computed on the occluder's patch only (the arithmetic of a full-canvas paste, elementwise)."""
+
+    def __init__(self, a_acc: np.ndarray, obj: np.ndarray):
+        self.a_acc, self.obj = a_acc, obj
+        self.occ0 = a_acc >= 0.5
+        self.f0 = int((self.occ0 & obj).sum())
+        self.b0 = int((self.occ0 & ~obj).sum())
+        self.nf = max(int(obj.sum()), 1)
+        self.nb = max(int((~obj).sum()), 1)
+
+    def fractions(self, item: np.ndarray, center: Tuple[float, float], size: float) -> Tuple[float, float]:
+        H, W = self.obj.shape
+        patch = _alpha_patch(item, (H, W), center, size)
+        if patch is None:
+            return self.f0 / self.nf, self.b0 / self.nb
+        sl, a = patch
+        acc = self.a_acc[sl]
+        new = (a + acc * (1 - a)) >= 0.5
+        old = self.occ0[sl]
+        o = self.obj[sl]
+        f = self.f0 - int((old & o).sum()) + int((new & o).sum())
+        b = self.b0 - int((old & ~o).sum()) + int((new & ~o).sum())
+        return f / self.nf, b / self.nb
+
+
+def _alpha_patch(item: np.ndarray, shape: Tuple[int, int], center: Tuple[float, float], size: float):
+    """Alpha of :meth:`OccluderBank.place` on its (clipped) patch: ``((row slice, col slice), alpha)``
+    or ``None`` when the item falls outside the image."""
+    H, W = shape
+    h0, w0 = item.shape[:2]
+    k = size / max(h0, w0)
+    hh, ww = max(1, int(round(h0 * k))), max(1, int(round(w0 * k)))
+    x0 = int(round(center[0] - ww / 2))
+    y0 = int(round(center[1] - hh / 2))
+    xa, ya = max(x0, 0), max(y0, 0)
+    xb, yb = min(x0 + ww, W), min(y0 + hh, H)
+    if not (xa < xb and ya < yb):
+        return None
+    im = _premultiplied(item).resize((ww, hh), Image.BILINEAR).convert("RGBA")
+    a = np.asarray(im)[ya - y0:yb - y0, xa - x0:xb - x0, 3].astype(np.float32) * np.float32(1 / 255.0)
+    return (slice(ya, yb), slice(xa, xb)), a
 
 
 def occlude(image: np.ndarray, obj_mask: np.ndarray, level: int, rng: np.random.Generator, bank: OccluderBank,
@@ -203,15 +291,12 @@ def occlude(image: np.ndarray, obj_mask: np.ndarray, level: int, rng: np.random.
                 break
             item = bank.sample(rng)
             cy, cx = bg_pix[int(rng.integers(len(bg_pix)))] + 0.5
-            need = bg_t - bf
-            size_hi = 1.2 * min(H, W)
+            trial = _Trial(a_acc, obj)
             best_s, best_d = None, np.inf
-            s_lo, s_hi = 0.08 * min(H, W), size_hi
+            s_lo, s_hi = 0.08 * min(H, W), 1.2 * min(H, W)
             for _it in range(7):
                 s = 0.5 * (s_lo + s_hi)
-                rgb, a = bank.place(item, (H, W), (cx, cy), s)
-                aa = a + a_acc * (1 - a)
-                ff, bb = _fractions(aa >= 0.5, obj)
+                ff, bb = trial.fractions(item, (cx, cy), s)
                 if ff > lo:  # background occluders must leave room for the foreground target
                     s_hi = s
                     continue
@@ -224,10 +309,8 @@ def occlude(image: np.ndarray, obj_mask: np.ndarray, level: int, rng: np.random.
                     s_hi = s
             if best_s is None:
                 continue
-            rgb, a = bank.place(item, (H, W), (cx, cy), best_s)
-            add(rgb, a)
+            add(*bank.place(item, (H, W), (cx, cy), best_s))
             n += 1
-            del need
         # foreground occluders: bisection on size to hit the object-fraction target
         target = rng.uniform(lo + 0.02, hi - 0.02)
         for _k in range(3):
@@ -236,21 +319,19 @@ def occlude(image: np.ndarray, obj_mask: np.ndarray, level: int, rng: np.random.
                 break
             item = bank.sample(rng)
             cy, cx = obj_pix[int(rng.integers(len(obj_pix)))] + 0.5
+            trial = _Trial(a_acc, obj)
             s_lo, s_hi = 0.05 * min(H, W), 1.5 * min(H, W)
             best_s, best_d = s_lo, np.inf
             for _it in range(9):
                 s = 0.5 * (s_lo + s_hi)
-                rgb, a = bank.place(item, (H, W), (cx, cy), s)
-                aa = a + a_acc * (1 - a)
-                f2, _ = _fractions(aa >= 0.5, obj)
+                f2, _ = trial.fractions(item, (cx, cy), s)
                 if abs(f2 - target) < best_d:
                     best_s, best_d = s, abs(f2 - target)
                 if f2 < target:
                     s_lo = s
                 else:
                     s_hi = s
-            rgb, a = bank.place(item, (H, W), (cx, cy), best_s)
-            add(rgb, a)
+            add(*bank.place(item, (H, W), (cx, cy), best_s))
             n += 1
         occ_mask = a_acc >= 0.5
         ff, bf = _fractions(occ_mask, obj)

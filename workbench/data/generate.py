@@ -1,11 +1,19 @@
 """Dataset generation: parallel, deterministic, atomic and cached.
 
 ``generate(preset, profile, seed, out, workers)`` plans the preset's jobs
-(:mod:`workbench.data.presets`), renders them in a process pool (``forkserver``; one object instance
-with all its views per task, a ``tqdm`` progress bar over tasks) and writes the dataset of
+(:mod:`workbench.data.presets`), renders them in a process pool (one object instance with all its
+views per task, longest jobs first, a ``tqdm`` progress bar over tasks) and writes the dataset of
 DESIGN.md into a hidden temporary directory that is renamed into place only when ``meta.yaml``
 and ``index.parquet`` are complete. An interrupted run leaves only ``.<name>.partial-*``, which is
 never mistaken for a dataset and is cleaned up by the next run once its owner process is gone.
+
+Start-up (the fixed cost that dominated small runs): on Linux the pool is ``fork``-based, so the
+workers inherit the parent's imports (torch, roma, open3d, opencv, the ImageNet-C package) instead
+of importing them again; the occluder bank is rendered lazily, item by item, inside the workers
+(no serial pre-pass); the category cuboids are computed by the parent while the workers render;
+each ray-casting scene is built once per object and reused by all its renders. Elsewhere (or with
+``WB_DATA_START_METHOD=forkserver``) a preloaded ``forkserver`` is used. ``generation.json`` in the
+dataset records the timings (wall, CPU of the jobs and of the parent, pool start, index writing).
 
 Determinism: every random draw comes from a generator seeded by ``(preset, seed, job/view key)``,
 rows are sorted by job and view, and PNG/parquet encoding is deterministic, so the same preset +
@@ -24,6 +32,7 @@ import math
 import multiprocessing as mp
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -42,23 +51,24 @@ log = logging.getLogger(__name__)
 
 __all__ = ["GENERATOR_VERSION", "generate", "default_output", "clean_partials", "render_job"]
 
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "1.1"
 DEPTH_SCALE = 1000.0  # depth PNG: uint16 value = z * DEPTH_SCALE (0 = empty)
 
 # ----------------------------------------------------------------------------- worker state
 _STATE: Dict[str, Any] = {}
 
 
-def _init_worker(root: str, preset: str, cfg_dict: dict, bank_items: list, threads: int = 1) -> None:
+def _init_worker(root: str, preset: str, cfg_dict: dict, bank, threads: int = 1) -> None:
+    """Pool initializer: one thread per worker (torch and the ray caster), the job's config and the
+    (lazy) occluder bank."""
     import torch
 
     torch.set_num_threads(threads)
-    from .effects import OccluderBank
-
-    bank = OccluderBank.__new__(OccluderBank)
-    bank.items = bank_items
+    from . import shading
     from .presets import PRESETS
 
+    shading.RAY_THREADS = threads
+    shading._SCENE.clear()  # never reuse a ray-casting scene built by the parent before a fork
     cfg = PRESETS[preset].from_dict(cfg_dict)
     _STATE.update(root=Path(root), preset=preset, cfg=cfg, bank=bank)
 
@@ -96,6 +106,11 @@ def _bbox(mask: np.ndarray) -> List[float]:
     if ys.size == 0:
         return [0.0, 0.0, 0.0, 0.0]
     return [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
+
+
+def _view_material_seed(job: Job, view: int) -> int:
+    """Material seed of view ``view`` of a ``materials_per_view`` job (independent of the pose draws)."""
+    return int(np.random.default_rng([job.material_seed, 7919, view]).integers(2**31 - 1))
 
 
 def _crop_intrinsics(model, vs: ViewSpec, size: int, focal: float) -> Tuple[float, Tuple[float, float]]:
@@ -182,6 +197,15 @@ def render_job(job: Job, root: Path, preset: str, cfg, bank) -> Tuple[List[dict]
     for i, f in enumerate(focals):
         groups.setdefault(round(f, 9), []).append(i)
     rendered: Dict[int, Dict[str, np.ndarray]] = {}
+    if job.materials_per_view:  # one render per view, each with its own materials (same geometry)
+        from .world import resample_materials
+
+        groups = {}
+        for i in range(len(job.views)):
+            out = render_views(resample_materials(model, _view_material_seed(job, i)), A[i:i + 1], E[i:i + 1],
+                               TH[i:i + 1], D[i:i + 1], focals[i], np.array([pps[i]]), S, rc.supersample,
+                               [lights[i]], "shaded")
+            rendered[i] = {key: val[0] for key, val in out.items()}
     for f, idx in groups.items():
         out = render_views(model, A[idx], E[idx], TH[idx], D[idx], focals[idx[0]], np.array([pps[i] for i in idx]),
                            S, rc.supersample, [lights[i] for i in idx], "shaded")
@@ -223,6 +247,8 @@ def render_job(job: Job, root: Path, preset: str, cfg, bank) -> Tuple[List[dict]
                    focal=focals[i], px=pps[i][0], py=pps[i][1], bbox=_bbox(amodal),
                    keypoints_2d=uv.tolist(), keypoints_visible=vis.tolist(), background=vs.background,
                    style="shaded", light=json.dumps(lights[i].to_dict()))
+        if job.materials_per_view:
+            row["material_seed"] = _view_material_seed(job, i)
         rows.append(row)
         img_u8 = _u8(img)
         for split, kind, arg in vs.derived:
@@ -271,16 +297,57 @@ def render_job(job: Job, root: Path, preset: str, cfg, bank) -> Tuple[List[dict]
     return rows, obj
 
 
+#: start method of the generation pool: ``fork`` on Linux (the workers inherit this process's imports:
+#: no re-import of torch/open3d per pool), ``forkserver`` elsewhere; ``WB_DATA_START_METHOD`` overrides.
+_PRELOAD = ["workbench.data.generate", "workbench.data.shading", "workbench.data.effects",
+            "workbench.data.corruptions", "workbench.data.procedural", "workbench.geometry.mesh_io"]
+
+
+def _start_method() -> str:
+    env = os.environ.get("WB_DATA_START_METHOD")
+    methods = mp.get_all_start_methods()
+    if env:
+        if env not in methods:
+            raise DataError(f"WB_DATA_START_METHOD={env!r} is not available here (valid: {', '.join(methods)})")
+        return env
+    if sys.platform.startswith("linux") and "fork" in methods:
+        return "fork"
+    return "forkserver" if "forkserver" in methods else "spawn"  # pragma: no cover - not Linux
+
+
 def _mp_context():
-    """``forkserver`` (Unix) with the rendering stack preloaded: the server imports torch, open3d and
-    the world once and forks cheap, clean workers (no inherited threads, unlike ``fork``); it is
-    reused by later pools of the same process. ``spawn`` elsewhere."""
-    if "forkserver" in mp.get_all_start_methods():
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["workbench.data.generate", "workbench.data.shading", "workbench.data.effects",
-                                    "workbench.data.corruptions", "workbench.data.procedural"])
-        return ctx
-    return mp.get_context("spawn")  # pragma: no cover - Windows
+    """The pool's context (see :func:`_start_method`).
+
+    ``fork``: the rendering stack (torch, open3d, opencv, the ImageNet-C package) is imported here
+    first, so the workers start warm; the parent never ray-casts during a pooled generation, and
+    each worker sets one thread and drops any ray-casting scene it inherited. ``forkserver``: the
+    server imports the stack once and forks clean workers; it is reused by later pools."""
+    import importlib
+
+    method = _start_method()
+    ctx = mp.get_context(method)
+    if method == "fork":
+        for m in _PRELOAD:
+            importlib.import_module(m)
+        from ..render.raycast import _o3d
+
+        _o3d()
+    elif method == "forkserver":
+        ctx.set_forkserver_preload(_PRELOAD)
+    return ctx
+
+
+def _preload_corruptions(cfg) -> None:
+    """Import the ImageNet-C package before forking when the preset corrupts images."""
+    if getattr(cfg, "corruptions", None):
+        from .corruptions import _imagecorruptions
+
+        _imagecorruptions()
+
+
+def _job_cost(job: Job) -> int:
+    """Images a job writes (a proxy for its render time; the pool takes the longest jobs first)."""
+    return len(job.views) * (1 + max((len(v.derived) for v in job.views), default=0)) + (12 if job.grey_renders else 0)
 
 
 def _worker(job: Job) -> Tuple[int, Tuple[List[dict], dict], float]:
@@ -371,13 +438,14 @@ def generate(preset: str, profile: str = "quick", seed: int = 0, out: str | os.P
         seed: generation seed (same preset + profile + seed + overrides = identical dataset).
         out: output directory (default: :func:`default_output`, under ``$WB_DATA_DIR``).
         workers: processes (default: available CPUs, or this process for small datasets of < 400
-            images; ``0`` or ``1`` renders in this process). Workers come from a ``forkserver``.
+            images; ``0`` or ``1`` renders in this process). Workers are forked (Linux) or come from
+            a ``forkserver``; see the module docstring.
         overrides: config overrides, e.g. ``["render.image_size=128", "train_instances=4"]``.
         force: regenerate even if a complete dataset exists at ``out``.
     """
-    import torch
     from tqdm.auto import tqdm
 
+    c_main = time.process_time()
     profile = resolve_profile(profile)
     cfg = preset_config(preset, profile, overrides)
     out = Path(out) if out is not None else default_output(preset, profile, seed, overrides)
@@ -393,30 +461,37 @@ def generate(preset: str, profile: str = "quick", seed: int = 0, out: str | os.P
     for p in clean_partials(out):
         log.warning("removed stale partial dataset %s", p)
     jobs, extra = plan(preset, cfg, seed)
-    n_images = sum(len(j.views) * (1 + max((len(v.derived) for v in j.views), default=0)) for j in jobs)
+    n_images = sum(_job_cost(j) for j in jobs)
     if workers is None:
         try:
             workers = len(os.sched_getaffinity(0))
         except AttributeError:  # pragma: no cover
             workers = os.cpu_count() or 1
-        if n_images < 400:  # starting worker processes (imports) costs more than it saves
+        if n_images < 400:  # starting worker processes costs more than it saves
             workers = 0
     workers = max(0, min(int(workers), len(jobs)))
     t0 = time.time()
     from .effects import OccluderBank
 
-    old_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        bank = OccluderBank(seed=seed, n=cfg.render.occluder_bank, size=max(64, cfg.render.image_size))
-        with atomic_dir(out, overwrite=force) as tmp:
-            write_text(tmp / ".owner", f"{os.getpid()} {time.time():.0f}\n")
-            results: Dict[int, Tuple[List[dict], dict]] = {}
-            bar = tqdm(total=len(jobs), desc=f"generate {preset} ({profile})", unit="obj", disable=not progress)
-            t_render = time.time()
-            first: List[Tuple[float, int]] = []  # (time, rows) of the first finished job
-            cpu = 0.0  # CPU seconds spent rendering jobs (all processes)
-            if workers <= 1:
+    cats_all = list(dict.fromkeys(list(extra["categories"]) + list(extra.get("unknown_categories", []))))
+    # rendered lazily, item by item, by whichever process draws it (the same items everywhere)
+    bank = OccluderBank(seed=seed, n=cfg.render.occluder_bank, size=max(64, cfg.render.image_size))
+    method = "in-process"
+    with atomic_dir(out, overwrite=force) as tmp:
+        write_text(tmp / ".owner", f"{os.getpid()} {time.time():.0f}\n")
+        results: Dict[int, Tuple[List[dict], dict]] = {}
+        bar = tqdm(total=len(jobs), desc=f"generate {preset} ({profile})", unit="obj", disable=not progress)
+        t_render = time.time()
+        first: List[Tuple[float, int]] = []  # (time, rows) of the first finished job
+        cpu = 0.0  # CPU seconds spent rendering jobs (all processes)
+        t_pool = math.nan
+        cpu_main_pool = 0.0  # CPU of this process while the workers render (overlaps them)
+        if workers <= 1:
+            import torch
+
+            old_threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
                 for job in jobs:
                     c0 = time.process_time()
                     results[job.index] = render_job(job, tmp, preset, cfg, bank)
@@ -424,42 +499,58 @@ def generate(preset: str, profile: str = "quick", seed: int = 0, out: str | os.P
                     if not first:
                         first.append((time.time(), len(results[job.index][0])))
                     bar.update(1)
-            else:
-                ctx = _mp_context()
-                with ctx.Pool(workers, initializer=_init_worker,
-                              initargs=(str(tmp), preset, cfg.to_dict(), bank.items, 1)) as pool:
-                    for idx, res, c in pool.imap_unordered(_worker, jobs, chunksize=1):
-                        results[idx] = res
-                        cpu += c
-                        if not first:
-                            first.append((time.time(), len(res[0])))
-                        bar.update(1)
-            bar.close()
-            t_done = time.time()
-            rows = [r for i in sorted(results) for r in results[i][0]]
-            df = pd.DataFrame(rows)
-            objects = pd.DataFrame([results[i][1] for i in sorted(results)])
-            from ..core.io import atomic_path
+            finally:
+                torch.set_num_threads(old_threads)
+            cuboids = _cuboids(cats_all, seed)
+        else:
+            ctx = _mp_context()
+            method = ctx.get_start_method()
+            if method == "fork":
+                _preload_corruptions(cfg)
+            order = sorted(jobs, key=lambda j: (-_job_cost(j), j.index))  # longest first: balanced finish
+            with ctx.Pool(workers, initializer=_init_worker,
+                          initargs=(str(tmp), preset, cfg.to_dict(), bank, 1)) as pool:
+                t_pool = time.time() - t_render
+                c_pool = time.process_time()
+                it = pool.imap_unordered(_worker, order, chunksize=1)
+                cuboids = _cuboids(cats_all, seed)  # geometry only; overlaps the workers' first jobs
+                for idx, res, c in it:
+                    results[idx] = res
+                    cpu += c
+                    if not first:
+                        first.append((time.time(), len(res[0])))
+                    bar.update(1)
+                cpu_main_pool = time.process_time() - c_pool
+        bar.close()
+        t_done = time.time()
+        rows = [r for i in sorted(results) for r in results[i][0]]
+        df = pd.DataFrame(rows)
+        objects = pd.DataFrame([results[i][1] for i in sorted(results)])
+        from ..core.io import atomic_path
 
-            with atomic_path(tmp / "objects.parquet") as otmp:
-                objects.to_parquet(otmp, index=False)
-            meta = _meta(preset, profile, seed, cfg, chash, extra, df, jobs)
-            if preset == "retrieval":
-                _write_shapes(tmp, jobs, cfg)
-            write_index(tmp, meta, df)
-            steady = ((len(df) - first[0][1]) / max(t_done - first[0][0], 1e-9)) if first and len(jobs) > 1 else math.nan
-            from ..core.io import write_json
+        with atomic_path(tmp / "objects.parquet") as otmp:
+            objects.to_parquet(otmp, index=False)
+        meta = _meta(preset, profile, seed, cfg, chash, extra, df, jobs, cuboids)
+        if preset == "retrieval":
+            _write_shapes(tmp, jobs, cfg)
+        write_index(tmp, meta, df)
+        steady = ((len(df) - first[0][1]) / max(t_done - first[0][0], 1e-9)) if first and len(jobs) > 1 else math.nan
+        from ..core.io import write_json
 
-            write_json(tmp / "generation.json", {  # timings: not part of the deterministic content
-                "images": int(len(df)), "objects": len(jobs), "workers": int(workers),
-                "seconds_total": round(time.time() - t0, 3), "seconds_render": round(t_done - t_render, 3),
-                "images_per_s": round(len(df) / max(t_done - t_render, 1e-9), 2),
-                "images_per_s_steady": round(steady, 2) if steady == steady else None,
-                "cpu_seconds_jobs": round(cpu, 3), "images_per_cpu_s": round(len(df) / max(cpu, 1e-9), 2),
-                "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None})
-            (tmp / ".owner").unlink()
-    finally:
-        torch.set_num_threads(old_threads)
+        t_end = time.time()
+        write_json(tmp / "generation.json", {  # timings: not part of the deterministic content
+            "images": int(len(df)), "objects": len(jobs), "workers": int(workers), "start_method": method,
+            "seconds_total": round(t_end - t0, 3), "seconds_render": round(t_done - t_render, 3),
+            "seconds_pool_start": round(t_pool, 3) if t_pool == t_pool else None,
+            "seconds_index": round(t_end - t_done, 3),
+            "images_per_s_total": round(len(df) / max(t_end - t0, 1e-9), 2),
+            "images_per_s": round(len(df) / max(t_done - t_render, 1e-9), 2),
+            "images_per_s_steady": round(steady, 2) if steady == steady else None,
+            "cpu_seconds_jobs": round(cpu, 3), "images_per_cpu_s": round(len(df) / max(cpu, 1e-9), 2),
+            "cpu_seconds_main": round(time.process_time() - c_main, 3),
+            "cpu_seconds_main_during_pool": round(cpu_main_pool, 3),
+            "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None})
+        (tmp / ".owner").unlink()
     dt = time.time() - t0
     log.info("generated %s: %d images in %.1f s (%.1f images/s) -> %s", preset, len(df), dt, len(df) / dt, out)
     return out
@@ -476,11 +567,11 @@ def _write_shapes(root: Path, jobs: List[Job], cfg) -> None:
 
 
 def _meta(preset: str, profile: str, seed: int, cfg, chash: str, extra: dict, df: pd.DataFrame,
-          jobs: List[Job]) -> dict:
+          jobs: List[Job], cuboids: Optional[Tuple[dict, dict]] = None) -> dict:
     S = cfg.render.image_size
     cats_all = list(dict.fromkeys(list(extra["categories"]) + list(extra.get("unknown_categories", []))))
     kps, flips, parts = _keypoint_meta(cats_all)
-    sizes, centres = _cuboids(cats_all, seed)
+    sizes, centres = cuboids if cuboids is not None else _cuboids(cats_all, seed)
     counts = df["split"].value_counts().to_dict() if len(df) else {}
     meta = {
         "name": f"{preset}-{profile}-s{seed}",

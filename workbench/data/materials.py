@@ -170,25 +170,24 @@ def value_noise2(h: int, w: int, cells: float, rng: np.random.Generator, octaves
     for _ in range(octaves):
         n = int(np.ceil(c)) + 2
         lat = rng.random((n, n))
-        gy = ys * c
-        gx = xs * c
-        y0 = np.floor(gy).astype(int)
-        x0 = np.floor(gx).astype(int)
-        fy = gy - y0
-        fx = gx - x0
-        fy = fy * fy * (3 - 2 * fy)
-        fx = fx * fx * (3 - 2 * fx)
-        a = lat[y0][:, x0]
-        b = lat[y0][:, x0 + 1]
-        cc = lat[y0 + 1][:, x0]
-        d = lat[y0 + 1][:, x0 + 1]
-        top = a * (1 - fx)[None] + b * fx[None]
-        bot = cc * (1 - fx)[None] + d * fx[None]
-        out += amp * (top * (1 - fy)[:, None] + bot * fy[:, None])
+        # smoothstep-weighted bilinear interpolation of the lattice as Wy @ lat @ Wx^T
+        out += amp * (_interp_matrix(ys * c, n) @ lat @ _interp_matrix(xs * c, n).T)
         tot += amp
         amp *= 0.5
         c *= 2
     return out / tot
+
+
+def _interp_matrix(g: np.ndarray, n: int) -> np.ndarray:
+    """``(len(g), n)`` weights of smoothstep interpolation between lattice nodes floor(g), floor(g)+1."""
+    i0 = np.floor(g).astype(int)
+    f = g - i0
+    f = f * f * (3 - 2 * f)
+    m = np.zeros((g.shape[0], n))
+    r = np.arange(g.shape[0])
+    m[r, i0] = 1 - f
+    m[r, i0 + 1] = f
+    return m
 
 
 # ----------------------------------------------------------------------------- evaluation

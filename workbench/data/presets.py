@@ -16,6 +16,9 @@ preset         contents
 ``retrieval``  query images + masks, a shape repository (``shapes.parquet``, PLY meshes) and 12 flat
                grey renders per shape; ``train``/``test`` multi-category (Pix3D-like) and
                ``fine_train``/``fine_test`` single-category fine-grained (cars, CompCars-like).
+               ``materials_per_photo=true`` draws the object's colours/textures afresh for every
+               photo (same geometry, pose and background draws), so that colour is no shortcut to
+               shape identity (default ``false``: one set of materials per shape).
 =============  ==================================================================================
 
 A plan is a list of :class:`Job` (one object instance each, with all its views), drawn
@@ -155,7 +158,8 @@ class MultiViewConfig(Config):
         "smoke": {"categories": ["chair", "car", "mug"], "train_objects": 2, "test_objects": 1,
                   "fine_categories": ["car"], "families": 2, "fine_train_objects": 2, "fine_test_objects": 1,
                   "render": {"occluder_bank": 8}},
-        "quick": {},
+        # 8 fine-grained test objects per family: enough positives for object retrieval (piro)
+        "quick": {"fine_test_objects": 8},
         "full": {"train_objects": 60, "test_objects": 20, "families": 12, "fine_train_objects": 20,
                  "fine_test_objects": 5, "render": {"image_size": 128}},
     }
@@ -201,6 +205,7 @@ class RetrievalConfig(Config):
     fine_train_images_per_shape: int = 8
     fine_test_images_per_shape: int = 2
     family_jitter: float = 0.05
+    materials_per_photo: bool = False  # True: new colours/textures for every photo of a shape
     render_views: int = 12
     render_elevation_deg: float = 30.0
     render_distance: float = 2.8
@@ -275,6 +280,7 @@ class Job:
     known: bool = True
     shape_id: int = -1
     grey_renders: bool = False
+    materials_per_view: bool = False  # draw the materials afresh for every view (seed: material_seed, view)
 
 
 def _choice(d: Dict[str, float], rng: np.random.Generator) -> str:
@@ -416,7 +422,7 @@ def plan_retrieval(cfg: RetrievalConfig, seed: int) -> Tuple[List[Job], Dict[str
             rng = pl.rng("multi", cat, i)
             views = images(cfg.train_images_per_shape, cfg.test_images_per_shape, "train", "test", rng)
             pl.new_instance(cat, sample_params(cat, rng), views, rng, variant="multi", shape_id=shape_id,
-                            grey_renders=True)
+                            grey_renders=True, materials_per_view=cfg.materials_per_photo)
             shape_id += 1
     families = []
     cat = cfg.fine_category
@@ -430,7 +436,7 @@ def plan_retrieval(cfg: RetrievalConfig, seed: int) -> Tuple[List[Job], Dict[str
         params = family_instance(cat, protos[f], rng, cfg.family_jitter)
         views = images(cfg.fine_train_images_per_shape, cfg.fine_test_images_per_shape, "fine_train", "fine_test", rng)
         pl.new_instance(cat, params, views, rng, variant="fine", family=families[f], shape_id=shape_id,
-                        grey_renders=True)
+                        grey_renders=True, materials_per_view=cfg.materials_per_photo)
         shape_id += 1
     cats = list(dict.fromkeys(list(cfg.categories) + [cat]))
     return pl.jobs, {"categories": cats, "families": families, "splits": ["train", "test", "fine_train", "fine_test"]}

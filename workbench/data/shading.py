@@ -15,13 +15,14 @@ renders).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
+from ..core.errors import ShapeError
 from ..geometry.pose import pose_to_rt
-from ..render.raycast import raycast_rays
+from ..render.raycast import _o3d
 from .materials import evaluate_materials
 from .world import ObjectModel
 
@@ -77,41 +78,85 @@ def keypoint_self_visibility(model: ObjectModel, R: np.ndarray, T: np.ndarray, e
     d = kp - C[:, None, :]
     dist = np.linalg.norm(d, axis=-1)
     dirs = d / np.maximum(dist[..., None], 1e-12)
-    o = np.broadcast_to(C[:, None, :], dirs.shape)
-    out = raycast_rays(model.verts, model.faces, torch.as_tensor(np.ascontiguousarray(o)),
-                       torch.as_tensor(np.ascontiguousarray(dirs)))
-    t = out["t"].numpy().astype(np.float64)
-    return ~(t < dist - eps)
+    rays = np.empty(dirs.shape[:2] + (6,), np.float32)
+    rays[..., :3] = C[:, None, :]
+    rays[..., 3:] = dirs
+    t, _, _ = _cast(model, rays)
+    return ~(t.astype(np.float64) < dist - eps)
+
+
+# ----------------------------------------------------------------------------- ray casting
+# One open3d ``RaycastingScene`` (Embree BVH) per mesh, reused by every call on the same mesh
+# (a job renders its object up to four times: shaded views, keypoint visibility, CAD, grey renders).
+_SCENE: Dict[str, object] = {}
+#: ``nthreads`` for ``cast_rays`` (0 = all cores); dataset workers set 1 (one process per core).
+RAY_THREADS = 0
+
+
+def _scene(model: ObjectModel):
+    """The (cached) ray-casting scene of ``model``'s mesh. The cache holds the last mesh only and is
+    keyed on the identity of its vertex/face arrays (models are not modified in place)."""
+    if _SCENE.get("verts") is model.verts and _SCENE.get("faces") is model.faces:
+        return _SCENE["scene"]
+    o3d = _o3d()
+    v = np.ascontiguousarray(model.verts, dtype=np.float32)
+    f = np.ascontiguousarray(model.faces, dtype=np.uint32)
+    if f.size and (int(f.min()) < 0 or int(f.max()) >= v.shape[0]):
+        raise ShapeError(f"render_views: faces of '{model.category}' index vertices outside [0, {v.shape[0]})")
+    scene = o3d.t.geometry.RaycastingScene()
+    scene.add_triangles(o3d.core.Tensor(v), o3d.core.Tensor(f))
+    _SCENE.clear()
+    _SCENE.update(verts=model.verts, faces=model.faces, scene=scene)
+    return scene
+
+
+def _cast(model: ObjectModel, rays: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cast float32 rays ``(..., 6)`` ([origin, direction], world) against ``model``.
+
+    Returns ``t (...)`` float32 ray parameter (``inf`` on a miss), ``face (...)`` int64 (-1 on a
+    miss) and ``uv (..., 2)`` float32 (barycentrics of vertices 1 and 2 of the face).
+    """
+    o3d = _o3d()
+    ans = _scene(model).cast_rays(o3d.core.Tensor.from_numpy(np.ascontiguousarray(rays, np.float32)),
+                                  nthreads=RAY_THREADS)
+    t = ans["t_hit"].numpy()
+    face = ans["primitive_ids"].numpy().astype(np.int64)
+    face[~np.isfinite(t)] = -1
+    return t, face, ans["primitive_uvs"].numpy()
 
 
 def _pool(x: np.ndarray, s: int) -> np.ndarray:
-    """Mean over non-overlapping s x s blocks of axes 1, 2 of ``(N, H*s, W*s, ...)``."""
-    acc = None
+    """Mean over non-overlapping s x s blocks of axes 1, 2 of ``(N, H*s, W*s, ...)`` (float32)."""
+    acc = x[:, 0::s, 0::s].astype(np.float32)
     for i in range(s):
         for j in range(s):
-            part = x[:, i::s, j::s]
-            acc = part.copy() if acc is None else acc + part
-    return acc / (s * s)
+            if i or j:
+                acc += x[:, i::s, j::s]
+    acc *= np.float32(1.0 / (s * s))
+    return acc
 
 
 def _raycast_pinhole(model: ObjectModel, R: np.ndarray, T: np.ndarray, focal: float, pp: np.ndarray,
                      size: tuple) -> Dict[str, np.ndarray]:
-    """Same rays and outputs as :func:`workbench.render.raycast.raycast_mesh` (pixel centres,
-    unit view-space z so ``t`` is z-depth), built in float32 numpy and cast through
-    :func:`workbench.render.raycast.raycast_rays` (about 3x less overhead for batches of views)."""
+    """Same rays as :func:`workbench.render.raycast.raycast_mesh` (pixel centres, unit view-space z
+    so ``t`` is z-depth), built in float32 numpy and cast against the model's cached scene.
+
+    Returns ``depth (N, H, W)`` float32 (``inf`` on a miss), ``face_ids (N, H, W)`` int64 (-1),
+    ``uv (N, H, W, 2)`` float32 and ``mask (N, H, W)`` bool."""
     H, W = size
     u = np.arange(W, dtype=np.float32) + 0.5
     v = np.arange(H, dtype=np.float32) + 0.5
     dx = (pp[:, 0, None].astype(np.float32) - u[None]) / np.float32(focal)  # (N, W)
     dy = (pp[:, 1, None].astype(np.float32) - v[None]) / np.float32(focal)  # (N, H)
     Rt = R.transpose(0, 2, 1).astype(np.float32)  # view -> world: d_w = d_v @ R^T
-    d = (dx[:, None, :, None] * Rt[:, None, None, 0, :] + dy[:, :, None, None] * Rt[:, None, None, 1, :]
-         + Rt[:, None, None, 2, :])  # (N, H, W, 3)
+    # d_w(h, w) = dx(w) R^T_0 + (dy(h) R^T_1 + R^T_2): a sum of a column term and a row term
+    A = dx[:, :, None] * Rt[:, None, 0, :]  # (N, W, 3)
+    B = dy[:, :, None] * Rt[:, None, 1, :] + Rt[:, None, 2, :]  # (N, H, 3)
+    d = A[:, None, :, :] + B[:, :, None, :]  # (N, H, W, 3)
     C = (-np.einsum("ni,nji->nj", T, R)).astype(np.float32)
-    o = np.broadcast_to(C[:, None, None, :], d.shape)
-    out = raycast_rays(model.verts, model.faces, torch.from_numpy(np.ascontiguousarray(o)), torch.from_numpy(d))
-    return {"depth": out["t"].numpy(), "face_ids": out["face_ids"].numpy(), "bary": out["bary"].numpy(),
-            "mask": out["mask"].numpy()}
+    rays = np.concatenate([np.broadcast_to(C[:, None, None, :], d.shape), d], -1)
+    t, face, uv = _cast(model, rays)
+    return {"depth": t, "face_ids": face, "uv": uv, "mask": face >= 0}
 
 
 def render_views(model: ObjectModel, azimuth, elevation, theta, distance, focal: float,
@@ -130,6 +175,8 @@ def render_views(model: ObjectModel, azimuth, elevation, theta, distance, focal:
     ``alpha (N, H, W)`` (coverage in [0, 1]), ``depth (N, H, W)`` float32 mean z-depth of the covered
     sub-samples (``inf`` where uncovered), ``R (N, 3, 3)``, ``T (N, 3)`` (float64).
     """
+    if style not in ("shaded", "cad", "grey"):
+        raise ValueError(f"unknown style '{style}' (valid: shaded, cad, grey)")
     H, W = (int(image_size), int(image_size)) if np.isscalar(image_size) else (int(image_size[0]), int(image_size[1]))
     s = int(supersample)
     a = np.atleast_1d(np.asarray(azimuth, np.float64))
@@ -143,19 +190,19 @@ def render_views(model: ObjectModel, azimuth, elevation, theta, distance, focal:
     # principal point at the super-sampled resolution: pixel centres of the fine grid
     out = _raycast_pinhole(model, R, T, focal * s, pp * s, (H * s, W * s))
     hit = out["mask"]
-    face = out["face_ids"]
-    bary = out["bary"]
     depth = out["depth"]
     if lights is None:
         lights = [Light()] * N
-    rgb = np.zeros((N, H * s, W * s, 3), np.float32)
-    idx = np.nonzero(hit)
-    if idx[0].size:
-        f = face[idx]
-        bc = bary[idx].astype(np.float64)
+    Hs, Ws = H * s, W * s
+    rgb = np.zeros((N * Hs * Ws, 3), np.float32)
+    flat = np.flatnonzero(hit)
+    if flat.size:
+        f = out["face_ids"].reshape(-1)[flat]
+        uv = out["uv"].reshape(-1, 2)[flat].astype(np.float64)
+        bc = np.concatenate([1.0 - uv.sum(1, keepdims=True), uv], 1)  # (M, 3) w.r.t. (v0, v1, v2)
         tri = model.verts[model.faces[f]].astype(np.float64)  # (M, 3, 3)
         pts = np.einsum("mk,mkj->mj", bc, tri)
-        view = idx[0]
+        view = flat // (Hs * Ws)
         if style == "shaded":
             n = np.einsum("mk,mkj->mj", bc, model.corner_normals[f].astype(np.float64))
         else:
@@ -178,16 +225,15 @@ def render_views(model: ObjectModel, azimuth, elevation, theta, distance, focal:
             col = albedo * shade
         elif style == "cad":
             col = np.repeat(((0.45 + 0.55 * ndl) * 0.92)[:, None], 3, 1)
-        elif style == "grey":
+        else:  # grey
             # CMIC-like: white mesh, light from above (PointLights at (0, 3, 0)) + a weak headlight;
             # capped below white so that top faces stay visible on the white background
             up = np.clip(n @ np.array([0.0, 1.0, 0.0]), 0, None)
             head = np.clip((n * to_cam).sum(1) / np.maximum(np.linalg.norm(to_cam, axis=1), 1e-9), 0, None)
             g = 0.3 + 0.35 * up + 0.25 * head
             col = np.repeat(g[:, None], 3, 1)
-        else:
-            raise ValueError(f"unknown style '{style}' (valid: shaded, cad, grey)")
-        rgb[idx] = np.clip(col, 0, 1).astype(np.float32)
+        rgb[flat] = np.clip(col, 0, 1)
+    rgb = rgb.reshape(N, Hs, Ws, 3)
     if s > 1:
         hitf = hit.astype(np.float32)
         cov = _pool(hitf, s)
@@ -198,4 +244,4 @@ def render_views(model: ObjectModel, azimuth, elevation, theta, distance, focal:
         cov = hit.astype(np.float32)
         rgb_o = rgb
         dep = np.where(hit, depth, np.inf).astype(np.float32)
-    return {"rgb": rgb_o.astype(np.float32), "alpha": cov, "depth": dep, "R": R, "T": T}
+    return {"rgb": rgb_o.astype(np.float32, copy=False), "alpha": cov, "depth": dep, "R": R, "T": T}

@@ -25,6 +25,7 @@ Procedural categories for scaling experiments live in :mod:`workbench.data.proce
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from functools import lru_cache
@@ -39,7 +40,8 @@ from .materials import Material, flat_material, sample_material
 
 __all__ = [
     "Param", "CategoryDef", "Builder", "ObjectModel", "CATEGORIES", "NAMED_CATEGORIES", "register",
-    "get_category", "sample_params", "sample_family", "family_instance", "make_object", "corner_normals",
+    "get_category", "sample_params", "sample_family", "family_instance", "make_object", "resample_materials",
+    "corner_normals",
     "category_cuboid", "reference_cuboid", "stable_seed",
 ]
 
@@ -344,6 +346,14 @@ def make_object(category: CategoryDef | str, params: Dict[str, Any], material_se
     return ObjectModel(cat.name, dict(params), V.astype(np.float32), Fc.astype(np.int32),
                        np.concatenate(fpart), np.concatenate(fslot), cat.part_labels, tuple(slot_order),
                        materials, kps.astype(np.float32), cat.keypoint_names, cn, scale)
+
+
+def resample_materials(model: ObjectModel, material_seed: int) -> ObjectModel:
+    """The same instance (shared geometry arrays, keypoints, normals) with materials drawn afresh
+    from its category's palettes with ``material_seed`` (as :func:`make_object` draws them)."""
+    cat = get_category(model.category)
+    mats = _sample_slots(cat, np.random.default_rng(material_seed))
+    return dataclasses.replace(model, materials=[mats[s] for s in model.slot_names])
 
 
 def category_cuboid(models: Sequence[ObjectModel], coverage: float = 0.99) -> Tuple[List[float], List[float]]:
