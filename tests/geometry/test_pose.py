@@ -120,3 +120,17 @@ def test_pose_summary_values():
     assert pose_summary([float("nan"), 0.0])["acc_pi6"] == pytest.approx(0.5)
     with pytest.raises(ShapeError):
         pose_summary([])
+
+
+def test_inplane_rotation_closed_form_matches_roma():
+    import roma
+
+    from workbench.geometry.pose import inplane_rotation
+
+    th = torch.linspace(-3.5, 3.5, 11, dtype=torch.float64)
+    rv = torch.stack([torch.zeros_like(th), torch.zeros_like(th), th], dim=-1)
+    torch.testing.assert_close(inplane_rotation(th), roma.rotvec_to_rotmat(rv), rtol=0, atol=1e-12)
+    # a column vector along x rotates by +theta in the image plane
+    R = inplane_rotation(torch.tensor([torch.pi / 2], dtype=torch.float64))[0]
+    torch.testing.assert_close(R @ torch.tensor([1.0, 0, 0], dtype=torch.float64),
+                               torch.tensor([0.0, 1, 0], dtype=torch.float64), rtol=0, atol=1e-12)

@@ -3,8 +3,8 @@ up automatically).
 
 Each notebook runs in a fresh kernel from its own folder (as ``jupyter lab`` would), through
 nbclient inside pytest, so plain ``pytest`` runs them and ``pytest -n 2`` runs them in parallel.
-Time limits: ``WB_NB_CELL_TIMEOUT`` seconds per cell (default 240) and ``WB_NB_TIMEOUT`` per
-notebook (default 480, enforced by pytest-timeout when installed). The executed notebook is saved
+Time limits: ``WB_NB_CELL_TIMEOUT`` seconds per cell (default 600: generous, for a loaded 2-core machine) and ``WB_NB_TIMEOUT`` per
+notebook (default 900, enforced by pytest-timeout when installed). The executed notebook is saved
 next to the test's temporary files for debugging.
 """
 from __future__ import annotations
@@ -19,8 +19,8 @@ from nbhelpers import NOTEBOOK_DIR, notebook_paths
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
-CELL_TIMEOUT = int(os.environ.get("WB_NB_CELL_TIMEOUT", "240"))
-NB_TIMEOUT = int(os.environ.get("WB_NB_TIMEOUT", "480"))
+CELL_TIMEOUT = int(os.environ.get("WB_NB_CELL_TIMEOUT", "600"))
+NB_TIMEOUT = int(os.environ.get("WB_NB_TIMEOUT", "900"))
 
 
 def _error_outputs(nb) -> list[str]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import List, NamedTuple, Optional
 
-import roma
 import torch
 
 from ..core.errors import ShapeError
@@ -30,6 +29,13 @@ class ICPSolution(NamedTuple):
     t_history: List[SimilarityTransform]
 
 
+
+def _roma():
+    """``roma``, imported on first use (it imports ``torch._dynamo``: ~2 s at start-up)."""
+    import roma
+
+    return roma
+
 def apply_similarity(X: torch.Tensor, t: SimilarityTransform) -> torch.Tensor:
     """``s * X @ R + T`` for ``X (N, P, 3)``."""
     return t.s[:, None, None] * (X @ t.R) + t.T[:, None, :]
@@ -41,9 +47,9 @@ def corresponding_points_alignment(X: torch.Tensor, Y: torch.Tensor, weights: Op
     if X.shape != Y.shape or X.dim() != 3:
         raise ShapeError(f"alignment: X and Y must both be (N, P, D), got {tuple(X.shape)} and {tuple(Y.shape)}")
     if estimate_scale:
-        Rc, t, s = roma.rigid_points_registration(X, Y, weights=weights, compute_scaling=True)
+        Rc, t, s = _roma().rigid_points_registration(X, Y, weights=weights, compute_scaling=True)
     else:
-        Rc, t = roma.rigid_points_registration(X, Y, weights=weights)
+        Rc, t = _roma().rigid_points_registration(X, Y, weights=weights)
         s = torch.ones(X.shape[0], dtype=X.dtype, device=X.device)
     return SimilarityTransform(Rc.transpose(-1, -2), t, s)
 

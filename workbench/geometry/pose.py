@@ -22,7 +22,6 @@ import math
 from typing import Dict, Sequence, Tuple, Union
 
 import numpy as np
-import roma
 import torch
 
 from ..core.errors import ShapeError
@@ -34,6 +33,13 @@ __all__ = [
 
 TensorLike = Union[torch.Tensor, float, Sequence[float], np.ndarray]
 
+
+
+def _roma():
+    """``roma``, imported on first use (it imports ``torch._dynamo``: ~2 s at start-up)."""
+    import roma
+
+    return roma
 
 def _as_batch(*xs: TensorLike, device=None, dtype=None) -> Tuple[torch.Tensor, ...]:
     """Convert scalars / sequences / tensors to 1D tensors broadcast to a common length N.
@@ -89,10 +95,12 @@ def look_at_rotation(camera_position: torch.Tensor, at=((0.0, 0.0, 0.0),), up=((
 
 
 def inplane_rotation(theta: TensorLike) -> torch.Tensor:
-    """``Rz(theta) = [[cos, -sin, 0], [sin, cos, 0], [0, 0, 1]]`` -> ``(N, 3, 3)`` (via ``roma``)."""
+    """``Rz(theta) = [[cos, -sin, 0], [sin, cos, 0], [0, 0, 1]]`` -> ``(N, 3, 3)`` (closed form; equals
+    ``roma.rotvec_to_rotmat([0, 0, theta])``, checked in the tests)."""
     (th,) = _as_batch(theta)
-    rotvec = torch.stack([torch.zeros_like(th), torch.zeros_like(th), th], dim=-1)
-    return roma.rotvec_to_rotmat(rotvec)
+    c, s = torch.cos(th), torch.sin(th)
+    z, o = torch.zeros_like(th), torch.ones_like(th)
+    return torch.stack([c, -s, z, s, c, z, z, z, o], dim=-1).reshape(*th.shape, 3, 3)
 
 
 def pose_to_rt(azimuth: TensorLike, elevation: TensorLike, theta: TensorLike,
@@ -148,7 +156,7 @@ def rotation_error(R_pred: torch.Tensor, R_gt: torch.Tensor) -> torch.Tensor:
     if Rp.shape[-2:] != (3, 3) or Rg.shape[-2:] != (3, 3):
         raise ShapeError(f"rotation_error: expected (N, 3, 3) rotations, got {tuple(Rp.shape)} and {tuple(Rg.shape)}")
     Rp, Rg = Rp.to(torch.float64), Rg.to(torch.float64)
-    cos = roma.rotmat_cosine_angle(Rp.transpose(-1, -2) @ Rg)
+    cos = _roma().rotmat_cosine_angle(Rp.transpose(-1, -2) @ Rg)
     return torch.arccos(torch.clamp(cos, -1.0, 1.0))
 
 

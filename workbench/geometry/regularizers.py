@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Tuple, Union
 
-import roma
 import torch
 
 from ..core.errors import ShapeError
@@ -21,6 +20,13 @@ from .mesh import Meshes
 
 __all__ = ["mesh_edge_loss", "mesh_laplacian_smoothing", "mesh_normal_consistency", "arap_energy", "cot_laplacian"]
 
+
+
+def _roma():
+    """``roma``, imported on first use (it imports ``torch._dynamo``: ~2 s at start-up)."""
+    import roma
+
+    return roma
 
 def mesh_edge_loss(meshes: Meshes, target_length: float = 0.0) -> torch.Tensor:
     """Mean squared deviation of edge lengths from ``target_length`` (pytorch3d ``mesh_edge_loss``)."""
@@ -143,7 +149,7 @@ def arap_energy(verts: torch.Tensor, verts_rest: torch.Tensor, faces: torch.Tens
             tensor of per-directed-edge weights.
     Returns:
         ``(N,)`` energy per mesh, divided by the number of directed edges. The local rotations
-        ``R_i`` (best fit per one-ring, via ``roma.special_procrustes``) are held fixed in backward.
+        ``R_i`` (best fit per one-ring, via ``_roma().special_procrustes``) are held fixed in backward.
     """
     squeeze = verts.dim() == 2
     P = verts[None] if squeeze else verts
@@ -173,7 +179,7 @@ def arap_energy(verts: torch.Tensor, verts_rest: torch.Tensor, faces: torch.Tens
         V = P.shape[1]
         M = torch.zeros(P.shape[0], V, 3, 3, dtype=P.dtype, device=P.device)
         M.index_add_(1, rows, w[None, :, None, None] * ed.detach()[..., :, None] * er[..., None, :])
-        R = roma.special_procrustes(M)  # R_i maps rest edges onto deformed edges (column vectors)
+        R = _roma().special_procrustes(M)  # R_i maps rest edges onto deformed edges (column vectors)
     rot = (R[:, rows] @ er[..., None])[..., 0]
     energy = (w[None] * ((ed - rot) ** 2).sum(-1)).sum(-1) / rows.shape[0]
     return energy[0] if squeeze else energy
