@@ -15,7 +15,7 @@ cross-entropy: the paper's ResNet/DINOv2 rows).
 ``model.backbone=vit_b`` gives the ViT-B/14 rows.
 
 What to expect from the CPU profiles (measured, ``quick``: 13 categories, 64 px images, small CNN
-from scratch, 1200 iterations, one seed, 104 images per split, so about +-5 points of noise):
+from scratch, 800 iterations (1200 measured before; cut to fit `make demo` on 2 cores), one seed, 104 images per split, so about +-5 points of noise):
 the mesh models are far from converged (their validation accuracy still climbs at the end; the
 paper starts from ImageNet weights and trains 12-100 epochs). The confusion weights (eqs 4-5)
 slow learning in this regime: a weak early classifier gives diffuse confusion rows whose entries

@@ -188,7 +188,7 @@ class CompNet3DConfig(Config):
             "bank": {"n_background": 512},
             "pose": {"refine_steps": 30},
             "eval": {"max_images": 104, "batch_size": 26},
-            "train": {"iterations": 1200, "batch_size": 16, "lr": 1e-3, "schedule": "cosine", "warmup_iters": 50,
+            "train": {"iterations": 800, "batch_size": 16, "lr": 1e-3, "schedule": "cosine", "warmup_iters": 50,
                       "checkpoint_every": 400, "log_every": 20, "eval_every": 200},
         },
         "full": {
