@@ -24,26 +24,35 @@ class ToyConfig(Config):
     PROFILES = {"smoke": {"optim": {"steps": 60}}, "quick": {"optim": {"steps": 80}}}
 
 
+def toy_train(cfg, run_dir):
+    """Gradient descent on (x - target)^2; top level (picklable) for the parallel job, and records
+    the process id that trained."""
+    import os
+
+    x = 0.0
+    for _ in range(cfg.optim.steps):
+        x -= cfg.optim.lr * 2 * (x - cfg.target)
+    write_json(run_dir / "train.json", {"x": x, "pid": os.getpid()})
+    return {"x": x}
+
+
+def toy_evaluate(cfg, run_dir):
+    import json
+
+    x = json.loads((run_dir / "train.json").read_text())["x"]
+    metrics = {"error": abs(x - cfg.target)}
+    write_json(run_dir / "eval.json", metrics)
+    return metrics
+
+
 def _make_spec(calls, name="toy", fail=False):
     def train(cfg, run_dir):
         calls.append(("train", run_dir.name))
         if fail:
             raise RuntimeError("boom")
-        x = 0.0
-        for _ in range(cfg.optim.steps):  # gradient descent on (x - target)^2
-            x -= cfg.optim.lr * 2 * (x - cfg.target)
-        write_json(run_dir / "train.json", {"x": x})
-        return {"x": x}
+        return toy_train(cfg, run_dir)
 
-    def evaluate(cfg, run_dir):
-        import json
-
-        x = json.loads((run_dir / "train.json").read_text())["x"]
-        metrics = {"error": abs(x - cfg.target)}
-        write_json(run_dir / "eval.json", metrics)
-        return metrics
-
-    return MethodSpec(name=name, config_cls=ToyConfig, train=train, evaluate=evaluate,
+    return MethodSpec(name=name, config_cls=ToyConfig, train=train, evaluate=toy_evaluate,
                       variants=(Variant("full"), Variant("slow", {"optim": {"lr": 0.001}})), presets=())
 
 
@@ -91,27 +100,6 @@ def test_changed_config_under_same_run_name_is_refused(toy):
 def test_unknown_variant(toy):
     with pytest.raises(ConfigError, match="unknown variant 'fast' of toy"):
         pipeline.train_method("toy", profile="smoke", variant="fast")
-
-
-# ---------------------------------------------------------------- main variants, parallel runs
-def toy_train(cfg, run_dir):
-    """Top-level (picklable) toy trainer for the parallel job: records the worker's pid."""
-    import os
-
-    x = 0.0
-    for _ in range(cfg.optim.steps):
-        x -= cfg.optim.lr * 2 * (x - cfg.target)
-    write_json(run_dir / "train.json", {"x": x, "pid": os.getpid()})
-    return {"x": x}
-
-
-def toy_evaluate(cfg, run_dir):
-    import json
-
-    x = json.loads((run_dir / "train.json").read_text())["x"]
-    metrics = {"error": abs(x - cfg.target)}
-    write_json(run_dir / "eval.json", metrics)
-    return metrics
 
 
 TOY4 = MethodSpec(name="toy4", config_cls=ToyConfig, train=toy_train, evaluate=toy_evaluate,
