@@ -12,7 +12,7 @@ from workbench.methods.unicorn.config import UnicornConfig
 from workbench.methods.unicorn.losses import MeshRegularizer, face_adjacency, mean_texture, uniformity_prior
 from workbench.methods.unicorn.model import (UnicornModel, ellipsoid_template, progressive_mask, render_layered,
                                              spherical_uvs)
-from workbench.methods.unicorn.shape_metrics import chamfer_l1_x10, rigid_icp, sample_surface
+from workbench.methods.unicorn.shape_metrics import chamfer_scores, normalize_unit_cube, surface_points
 from workbench.methods.unicorn.train import UnicornObjective, build_bank
 
 
@@ -192,25 +192,29 @@ def test_regularisers_and_priors():
 
 
 def test_chamfer_and_icp_recover_a_known_rotation():
+    """The evaluation protocol on workbench.geometry's Chamfer-L1 x10 and rigid ICP (analytic cases)."""
     g = torch.Generator().manual_seed(0)
     verts, faces, _ = ellipsoid_template(2, 0.5)
-    pts = sample_surface(verts, faces, 800, g)
-    assert chamfer_l1_x10(pts, pts) == 0.0
+    pts = surface_points(verts[None], faces, 800, g)                      # (1, 800, 3)
+    assert pts.shape == (1, 800, 3)
+    # every sample lies on the surface: inside the ellipsoid's bounding box
+    assert (pts[0].abs().amax(0) <= torch.tensor([0.5, 0.35, 0.35]) + 1e-5).all()
+    cd, cd_icp = chamfer_scores(pts, pts, icp_iters=5)
+    assert float(cd[0]) == pytest.approx(0.0, abs=1e-6) and float(cd_icp[0]) == pytest.approx(0.0, abs=1e-5)
     flat = torch.cat([torch.rand(300, 2, generator=g), torch.zeros(300, 1)], 1)
     lifted = flat + torch.tensor([0.0, 0.0, 0.1])          # every nearest neighbour exactly 0.1 away
-    assert chamfer_l1_x10(flat, lifted) == pytest.approx(1.0, abs=1e-5)
-    R = _roty(12.0)
-    moved = pts @ R
-    aligned, R_est, _ = rigid_icp(moved, pts, iters=40)
-    assert chamfer_l1_x10(aligned, pts) < 0.05 < chamfer_l1_x10(moved, pts)
-    assert torch.allclose(R_est, R.T, atol=0.02)
-    # the same numbers as workbench.geometry's implementations (pytorch3d contracts)
-    from workbench.geometry import chamfer_l1_x10 as geo_chamfer
-    from workbench.geometry import icp as geo_icp
-
-    assert float(geo_chamfer(moved[None], pts[None])[0]) == pytest.approx(chamfer_l1_x10(moved, pts), rel=1e-4)
-    sol = geo_icp(moved[None], pts[None], max_iterations=40)
-    assert chamfer_l1_x10(sol.Xt[0], pts) == pytest.approx(chamfer_l1_x10(aligned, pts), abs=0.01)
+    cd, _ = chamfer_scores(flat[None], lifted[None], icp_iters=0)
+    assert float(cd[0]) == pytest.approx(1.0, abs=1e-5)
+    moved = pts @ _roty(12.0)
+    cd, cd_icp = chamfer_scores(moved, pts, icp_iters=40)
+    assert float(cd_icp[0]) < 0.05 < float(cd[0])
+    # batched: two clouds scored independently
+    both = chamfer_scores(torch.cat([pts, moved]), torch.cat([pts, pts]), icp_iters=40)
+    assert torch.allclose(both[0], torch.stack([torch.tensor(0.0), cd[0]]), atol=1e-5)
+    # unit-cube normalisation: centred bounding box, largest side 1, per cloud
+    n = normalize_unit_cube(torch.stack([pts[0] * 3 + 1, pts[0] * 0.2]))
+    assert torch.allclose(n.amax(1) - n.amin(1), torch.tensor([[1.0, 0.7, 0.7]]).expand(2, 3), atol=0.05)
+    assert torch.allclose(n.amax(1) + n.amin(1), torch.zeros(2, 3), atol=1e-6)
 
 
 # ----------------------------------------------------------------------------- alternate steps
@@ -256,3 +260,29 @@ def test_config_is_strict_and_validated():
         UnicornConfig.for_profile("smoke", ["train.milestones_stage=[5,3,8]"])
     q = UnicornConfig.for_profile("quick")
     assert q.data.image_size == 64 and q.model.backbone == "resnet18"
+
+
+def test_constant_texture_until_first_milestone():
+    """``train.constant_texture_until`` (official ``constant_txt``): every rendered texture map is one
+    flat colour before that iteration, and the generator's map afterwards (mean-texture trick off)."""
+    cfg = UnicornConfig.for_profile("smoke", ["train.constant_texture_until=4", "loss.mean_texture_p=0.0",
+                                              "loss.perceptual_kind=none"])
+    torch.manual_seed(0)
+    model = UnicornModel(cfg)
+    obj = UnicornObjective(cfg, model, None)
+    seen = []
+    render = model.render
+
+    def spy(verts, texture, *args, **kwargs):
+        seen.append(texture.detach())
+        return render(verts, texture, *args, **kwargs)
+
+    model.render = spy
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        for step in (2, 6):                                                  # both 3D-steps
+            seen.clear()
+            obj(model, {"image": x}, step)
+            tex = seen[0]
+            spread = float((tex - tex.mean((2, 3), keepdim=True)).abs().amax())
+            assert (spread < 1e-6) == (step < 4), (step, spread)

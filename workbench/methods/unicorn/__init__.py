@@ -9,7 +9,8 @@ against a memory bank of neighbours, and alternate 3D / pose steps.
 
 Modules: :mod:`.config`, :mod:`.model` (template, deformation field, generator, pose heads,
 renderer), :mod:`.losses`, :mod:`.bank` (memory bank, viewpoint bins), :mod:`.data`,
-:mod:`.train`, :mod:`.evaluate`, :mod:`.shape_metrics` (sampling, Chamfer-L1, ICP),
+:mod:`.train`, :mod:`.evaluate`, :mod:`.shape_metrics` (the evaluation protocol on
+``workbench.geometry``'s sampling, Chamfer-L1 and ICP),
 :mod:`.baselines` (ablations, tables), :mod:`.paper` (reported numbers), :mod:`.viz` (figures).
 """
 from .. import MethodSpec

@@ -7,7 +7,8 @@ Protocol (``shared/reference/unicorn.md`` section 4, adapted to object-centred c
   as in the official ``(v R + T - T_gt) R_gt^T``. Because the crops change the intrinsics, the
   predicted and GT translations/scales are not comparable, so both point sets are then centred
   and scaled to a unit largest bounding-box side (the world's canonical normalisation, and the
-  official ICP pre-normalisation). ``n_points`` points are sampled on each surface.
+  official ICP pre-normalisation). ``n_points`` points are sampled on each surface
+  (``workbench.geometry.sample_points_from_meshes``; Chamfer and ICP are ``workbench.geometry``'s too).
 * ``chamfer_l1``: Chamfer-L1 x 10 (OccNet/DVR convention, Euclidean distances) without ICP;
   ``chamfer_l1_icp``: after rigid point-to-point ICP (Besl-McKay, the paper's variant).
 * ``template_*``: the same numbers for the undeformed, unscaled ellipsoid template seen with the same
@@ -38,7 +39,7 @@ from ...geometry.pose import pose_summary, rotation_error
 from .config import UnicornConfig
 from .data import UnicornDataset, dataset_roots
 from .model import UnicornModel, ellipsoid_template
-from .shape_metrics import chamfer_l1_x10, normalize_unit_cube, rigid_icp, sample_surface
+from .shape_metrics import chamfer_scores, normalize_unit_cube, surface_points
 from .train import build_model, threads
 
 log = logging.getLogger(__name__)
@@ -88,15 +89,20 @@ def predict(model: UnicornModel, images: torch.Tensor, batch_size: int = 32, dev
 
 
 def shape_scores(verts: torch.Tensor, faces: torch.Tensor, R: torch.Tensor, R_gt: torch.Tensor,
-                 gt_points: torch.Tensor, n_points: int, icp_iters: int, generator: torch.Generator
-                 ) -> tuple[float, float]:
-    """``(chamfer_l1, chamfer_l1_icp)`` of one object-frame mesh ``verts (V, 3)`` seen with rotation ``R``
-    against GT points (canonical frame, already unit-normalised); see the module docstring."""
-    pts = sample_surface(verts @ R @ R_gt.T, faces, n_points, generator)
-    pts = normalize_unit_cube(pts)
-    cd = chamfer_l1_x10(pts, gt_points)
-    aligned, _, _ = rigid_icp(pts, gt_points, iters=icp_iters)
-    return cd, chamfer_l1_x10(aligned, gt_points)
+                 gt_points: torch.Tensor, n_points: int, icp_iters: int, generator: torch.Generator,
+                 batch_size: int = 50) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(chamfer_l1 (N,), chamfer_l1_icp (N,))`` of N object-frame meshes ``verts (N, V, 3)`` seen with
+    rotations ``R (N, 3, 3)``, mapped to the GT canonical frame by ``R_gt (N, 3, 3)``, against GT points
+    ``(N, Q, 3)`` (canonical frame, already unit-normalised); see the module docstring."""
+    cd, cd_icp = [], []
+    for s in range(0, verts.shape[0], batch_size):
+        sl = slice(s, s + batch_size)
+        pts = normalize_unit_cube(surface_points(verts[sl] @ R[sl] @ R_gt[sl].transpose(1, 2), faces, n_points,
+                                                 generator))
+        a, b = chamfer_scores(pts, gt_points[sl], icp_iters)
+        cd.append(a)
+        cd_icp.append(b)
+    return torch.cat(cd), torch.cat(cd_icp)
 
 
 def frame_offset(R_pred: torch.Tensor, R_gt: torch.Tensor, max_candidates: int = 200) -> torch.Tensor:
@@ -117,7 +123,7 @@ def frame_offset(R_pred: torch.Tensor, R_gt: torch.Tensor, max_candidates: int =
 
 def _gt_points(path: Path, n: int, generator: torch.Generator) -> torch.Tensor:
     v, f = load_ply(path)
-    return normalize_unit_cube(sample_surface(v.float(), f.long(), n, generator))
+    return normalize_unit_cube(surface_points(v.float()[None], f.long(), n, generator))[0]
 
 
 def evaluate(cfg: UnicornConfig, run_dir: str | Path, model: UnicornModel | None = None,
@@ -133,17 +139,18 @@ def evaluate(cfg: UnicornConfig, run_dir: str | Path, model: UnicornModel | None
         tmpl, _, _ = ellipsoid_template(cfg.model.template_level, cfg.model.template_scale)
         gen = torch.Generator().manual_seed(cfg.seed)
         n = len(ds)
-        cd, cd_icp, tcd, tcd_icp = (np.zeros(n) for _ in range(4))
         gt_cache: dict[str, torch.Tensor] = {}
+        gts = []
         for k in range(n):
             key = str(ds.mesh_path(k))
             if key not in gt_cache:
                 gt_cache[key] = _gt_points(ds.mesh_path(k), cfg.eval.n_points, gen)
-            gt = gt_cache[key]
-            cd[k], cd_icp[k] = shape_scores(pred["verts"][k], faces, pred["R"][k], ds.R[k], gt, cfg.eval.n_points,
-                                            cfg.eval.icp_iters, gen)
-            tcd[k], tcd_icp[k] = shape_scores(tmpl, faces, pred["R"][k], ds.R[k], gt, cfg.eval.n_points,
-                                              cfg.eval.icp_iters, gen)
+            gts.append(gt_cache[key])
+        gt = torch.stack(gts)
+        cd, cd_icp = (t.numpy() for t in shape_scores(pred["verts"], faces, pred["R"], ds.R, gt, cfg.eval.n_points,
+                                                      cfg.eval.icp_iters, gen))
+        tcd, tcd_icp = (t.numpy() for t in shape_scores(tmpl[None].expand(n, -1, -1), faces, pred["R"], ds.R, gt,
+                                                        cfg.eval.n_points, cfg.eval.icp_iters, gen))
         images = ds.images.float() / 255.0
         mse = (pred["rgb"] - images).pow(2).flatten(1).mean(1).numpy()
         iou = mask_iou(pred["alpha_hard"], ds.masks.float() / 255.0, threshold=0.5).numpy()

@@ -4,6 +4,10 @@
   unit-normalised over channels, MSE; the official ``PerceptualLoss``). The VGG-16 ImageNet weights
   are only read locally (``$WB_WEIGHTS_DIR`` or the torch hub cache); without them ``auto`` falls back
   to ``ssim x (1 - SSIM)`` (the paper's stated alternative). ``.kind`` says which is in use.
+  Caution, measured on white backgrounds: SSIM is weakly sensitive to the colour of a flat
+  render and does not shrink an oversized mesh the way MSE does; a ``quick`` run with it
+  collapsed (white texture, inflated mesh: an "empty" render). The ``quick``
+  profile therefore uses ``kind="none"`` (pixel MSE only); see ``config.py``.
 * :class:`MeshRegularizer` -- uniform Laplacian (mean norm of ``mean(neighbours) - v``, pytorch3d
   ``mesh_laplacian_smoothing(method="uniform")``) and normal consistency (mean ``1 - cos`` between
   the normals of the two faces of every interior edge), for B meshes sharing one topology.

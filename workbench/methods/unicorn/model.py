@@ -145,7 +145,8 @@ class PoseHeads(nn.Module):
     Candidate k: azimuth ``2 pi k / K + margin (2 pi / K) tanh(.)``, elevation
     ``mid + margin (range) tanh(.)``, roll ``margin (range) tanh(.)``, translation
     ``T_range tanh(.)``; each candidate has its own rotation MLP and translation MLP (zero-init last
-    layer, so every candidate starts at its reference azimuth). Probabilities: MLP + softmax.
+    layer, so every candidate starts at its reference azimuth). Probabilities: MLP (kaiming init, last
+    layer not zeroed, as the official ``proba_regressor``) + softmax.
     Angles in radians.
     """
 
@@ -156,7 +157,7 @@ class PoseHeads(nn.Module):
         self.K = K
         self.rot = nn.ModuleList(_head(in_dim, width, layers, 3) for _ in range(K))
         self.trans = nn.ModuleList(_head(in_dim, width, layers, 3) for _ in range(K))
-        self.proba = _head(in_dim, width, layers, K)
+        self.proba = _head(in_dim, width, layers, K, zero=False)    # official: kaiming, not zero-initialised
         e0, e1 = (math.radians(x) for x in elevation_range)
         r0, r1 = (math.radians(x) for x in roll_range)
         self.register_buffer("az_ref", torch.arange(K, dtype=torch.float32) * (2 * math.pi / K))

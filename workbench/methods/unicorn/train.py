@@ -16,8 +16,10 @@ code (ms) in that bin are re-encoded by the current network (no grad), and the r
 ``(verts^mt, texture, pose^mt, bg^mt)`` vs ``I^mt`` and ``(verts, texture^ms, pose^ms, bg^ms)`` vs
 ``I^ms`` are compared (mean over the valid queries). The batch is then pushed into the bank.
 
-Mean-texture trick: before ``cfg.mean_texture_end()``, with probability ``loss.mean_texture_p`` per
-batch, the predicted texture maps are replaced by their mean colour (20 % texel subset).
+Mean-texture trick: before ``train.constant_texture_until`` every batch (official ``constant_txt``,
+the white-background setting's stage 1), then before ``cfg.mean_texture_end()`` with probability
+``loss.mean_texture_p`` per batch, the predicted texture maps are replaced by their mean colour
+(20 % texel subset).
 """
 from __future__ import annotations
 
@@ -69,7 +71,9 @@ class UnicornObjective(torch.nn.Module):
 
     ``"loss"`` holds the weighted total of the step's kind; the other entries are logged scalars
     (``rec`` for 3D-steps, ``rec_pose`` for P-steps, ``swap``, ``normal``, ``laplacian``, ``uniform``,
-    ``p_max``, ``stage``, ``kind`` = 0 for 3D / 1 for P).
+    ``p_max``, ``stage``, ``kind`` = 0 for 3D / 1 for P; 3D-steps also log ``coverage``, the mean soft
+    alpha of the renders, and ``deform``, the mean displacement norm: an "empty render" collapse shows
+    as coverage far from the images' object coverage, or a runaway deformation).
     """
 
     def __init__(self, cfg: UnicornConfig, model: UnicornModel, bank: MemoryBank | None = None):
@@ -97,7 +101,9 @@ class UnicornObjective(torch.nn.Module):
         kind = kind or self.step_kind(step)
         out = model(x, step)
         texture = out.texture
-        if step < cfg.mean_texture_end() and L.mean_texture_p > 0 and torch.rand(()) < L.mean_texture_p:
+        if step < cfg.train.constant_texture_until:
+            texture = mean_texture(texture)
+        elif step < cfg.mean_texture_end() and L.mean_texture_p > 0 and torch.rand(()) < L.mean_texture_p:
             texture = mean_texture(texture)
         terms: dict[str, torch.Tensor] = {}
         logs: dict[str, torch.Tensor] = {}
@@ -111,9 +117,11 @@ class UnicornObjective(torch.nn.Module):
                 renders.append(swap[0])
             verts, tex, Rr, Tr, bg, target = (torch.cat([r[i] for r in renders]) if renders[0][i] is not None
                                               else None for i in range(6))
-            rgb, _ = core.render(verts, tex, Rr, Tr, bg)
+            rgb, alpha = core.render(verts, tex, Rr, Tr, bg)
             rec = self.rec(rgb, target)
             B = x.shape[0]
+            logs["coverage"] = alpha[:B].detach().mean()          # collapse diagnostic (empty render -> 0)
+            logs["deform"] = out.deform.detach().norm(dim=-1).mean()
             terms["rec"] = rec[:B].mean()
             total = total + terms["rec"]
             if swap is not None:
