@@ -79,8 +79,12 @@ def knn_points(p1: torch.Tensor, p2: torch.Tensor, lengths1: Optional[torch.Tens
                 d = torch.cdist(q.double(), p2.detach().double())
             else:
                 d = torch.cdist(q, p2.detach(), p=1)
-            d = d.masked_fill(~valid2[:, None, :], float("inf"))
-            idx_parts.append(torch.topk(d, K, dim=-1, largest=False, sorted=return_sorted).indices)
+            if lengths2 is not None:  # padded clouds: padding is never a neighbour
+                d = d.masked_fill(~valid2[:, None, :], float("inf"))
+            if K == 1:  # min is ~2x cheaper than topk
+                idx_parts.append(d.argmin(dim=-1, keepdim=True))
+            else:
+                idx_parts.append(torch.topk(d, K, dim=-1, largest=False, sorted=return_sorted).indices)
     idx = torch.cat(idx_parts, 1) if idx_parts else torch.zeros(N, 0, K, dtype=torch.int64, device=p1.device)
     nn = knn_gather(p2, idx)
     diff = p1[:, :, None, :] - nn
