@@ -57,6 +57,12 @@ EvalFn = Callable[[torch.nn.Module, int], "Mapping[str, Any] | None"]
 RESERVED = set(BASE_COLUMNS) | {"lr", "grad_norm"}
 
 
+
+def _progress_disabled_by_env() -> bool:
+    """``TQDM_DISABLE=1`` (set by ``workbench run`` for its parallel workers, which share one overall
+    progress bar) turns the per-run bar off even though the config asks for it."""
+    return os.environ.get("TQDM_DISABLE", "").strip().lower() in ("1", "true", "yes")
+
 class NonFiniteGradientError(NonFiniteLossError):
     """The gradient norm became NaN/inf although the loss was finite."""
 
@@ -520,7 +526,7 @@ class Trainer:
         status: Literal["completed", "interrupted"] = "completed"
         self._t0 = time.perf_counter()
         pbar = tqdm(total=cfg.iterations, initial=min(start, cfg.iterations), desc=self.run_dir.name,
-                    disable=not (self.is_main and cfg.progress), dynamic_ncols=True)
+                    disable=not (self.is_main and cfg.progress) or _progress_disabled_by_env(), dynamic_ncols=True)
         try:
             with self._signal_guard():
                 it = iter(batches(start * cfg.accumulate)) if start < cfg.iterations else iter(())
