@@ -138,3 +138,17 @@ def test_parallel_job_trains_in_two_workers_and_records_timing(monkeypatch, tmp_
         assert info["timing"]["train_wall_s"] >= 0 and "eval_cpu_s" in info["timing"]
         pids.add(json.loads((run / "train.json").read_text())["pid"])
     assert os.getpid() not in pids  # trained in worker processes, not here
+
+
+@pytest.mark.parametrize("method", ["compnet3d", "piro", "unicorn", "cmic", "ttp"])
+def test_every_variant_of_every_method_has_a_valid_config_at_every_profile(method):
+    """`workbench run --profile full` trains every variant: each must build (strict keys, validate())."""
+    from workbench.methods import get_method as real_get_method
+
+    spec = real_get_method(method)
+    assert spec.main_variants and spec.headline
+    for profile in ("smoke", "quick", "full"):
+        for var in spec.variants:
+            cfg = pipeline.make_config(spec, profile, var, seed=3)
+            assert isinstance(cfg, spec.config_cls)
+            assert cfg.to_dict() == spec.config_cls.from_dict(cfg.to_dict()).to_dict()  # round trip

@@ -256,7 +256,8 @@ def open_dataset(dcfg):
             return root
         from ...data import generate
 
-        return Path(generate(dcfg.preset, profile=dcfg.profile, seed=dcfg.seed))
+        return Path(generate(dcfg.preset, profile=dcfg.profile, seed=dcfg.seed,
+                             overrides=list(dcfg.preset_overrides) or None))
     if not dcfg.root:
         raise ConfigError(f"data.source '{dcfg.source}' needs data.root (the dataset's official layout)")
     from ...data import read_dataset
