@@ -162,15 +162,9 @@ class OccluderBank:
         Returns full-image ``(premultiplied rgb (H, W, 3), alpha (H, W))``.
         """
         H, W = shape
-        h0, w0 = item.shape[:2]
-        k = size / max(h0, w0)
-        hh, ww = max(1, int(round(h0 * k))), max(1, int(round(w0 * k)))
-        x0 = int(round(center[0] - ww / 2))
-        y0 = int(round(center[1] - hh / 2))
+        (x0, y0, ww, hh), (xa, ya, xb, yb) = _placement(item.shape[:2], shape, center, size)
         rgb = np.zeros((H, W, 3), np.float32)
         a = np.zeros((H, W), np.float32)
-        xa, ya = max(x0, 0), max(y0, 0)
-        xb, yb = min(x0 + ww, W), min(y0 + hh, H)
         if xa < xb and ya < yb:
             # the same as PIL's ``Image.resize`` of the RGBA image (which resamples premultiplied RGBa)
             im = _premultiplied(item).resize((ww, hh), Image.BILINEAR).convert("RGBA")
@@ -239,17 +233,22 @@ class _Trial:
         return f / self.nf, b / self.nb
 
 
-def _alpha_patch(item: np.ndarray, shape: Tuple[int, int], center: Tuple[float, float], size: float):
-    """Alpha of :meth:`OccluderBank.place` on its (clipped) patch: ``((row slice, col slice), alpha)``
-    or ``None`` when the item falls outside the image."""
+def _placement(item_hw: Tuple[int, int], shape: Tuple[int, int], center: Tuple[float, float], size: float):
+    """Where an item lands: ``(x0, y0, w, h)`` of the item scaled so its longer side is ``size`` px
+    and centred at ``center`` (x, y), and its clipped box ``(xa, ya, xb, yb)`` in an image of ``shape``."""
     H, W = shape
-    h0, w0 = item.shape[:2]
+    h0, w0 = item_hw
     k = size / max(h0, w0)
     hh, ww = max(1, int(round(h0 * k))), max(1, int(round(w0 * k)))
     x0 = int(round(center[0] - ww / 2))
     y0 = int(round(center[1] - hh / 2))
-    xa, ya = max(x0, 0), max(y0, 0)
-    xb, yb = min(x0 + ww, W), min(y0 + hh, H)
+    return (x0, y0, ww, hh), (max(x0, 0), max(y0, 0), min(x0 + ww, W), min(y0 + hh, H))
+
+
+def _alpha_patch(item: np.ndarray, shape: Tuple[int, int], center: Tuple[float, float], size: float):
+    """Alpha of :meth:`OccluderBank.place` on its (clipped) patch: ``((row slice, col slice), alpha)``
+    or ``None`` when the item falls outside the image."""
+    (x0, y0, ww, hh), (xa, ya, xb, yb) = _placement(item.shape[:2], shape, center, size)
     if not (xa < xb and ya < yb):
         return None
     im = _premultiplied(item).resize((ww, hh), Image.BILINEAR).convert("RGBA")
