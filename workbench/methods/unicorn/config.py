@@ -159,6 +159,9 @@ class EvalSection(Config):
     """Points sampled on each surface for Chamfer (official 100k)."""
     icp_iters: int = 30
     """Rigid ICP (Besl-McKay) iterations."""
+    figures: bool = True
+    """Write ``figures/reconstructions.png`` (+ ``.pdf``): inputs, reconstructions, silhouettes and novel
+    views of the first test images (read by ``workbench report``)."""
 
 
 @dataclass
@@ -189,7 +192,7 @@ class UnicornConfig(Config):
             "train": {"iterations": 8, "batch_size": 4, "lr": 1e-3, "milestones_stage": [2, 4, 6],
                       "translation_from": 1, "deformation_from": 2, "scale_from": 3, "log_every": 2,
                       "checkpoint_every": 4, "eval_every": 0, "progress": False},
-            "eval": {"max_images": 6, "batch_size": 6, "n_points": 300, "icp_iters": 5},
+            "eval": {"max_images": 6, "batch_size": 6, "n_points": 300, "icp_iters": 5, "figures": False},
         },
         "quick": {
             # CPU budget (~420 s of single-threaded CPU time, training + evaluation). Deviations from

@@ -189,12 +189,29 @@ def evaluate(cfg: UnicornConfig, run_dir: str | Path, model: UnicornModel | None
         out["train_step"] = ckpt_step
         out["perceptual_kind"] = _perceptual_kind(cfg)
         out["variant"] = {"swap": cfg.loss.swap > 0, "progressive": cfg.model.progressive}
+        if write and cfg.eval.figures:
+            write_run_figures(model, images, run_dir)
     if write:
         write_json(run_dir / "eval.json", out)
     log.info("UNICORN eval: CD-L1 %.3f (ICP %.3f) vs template %.3f (ICP %.3f), mask IoU %.3f",
              out["chamfer_l1"], out["chamfer_l1_icp"], out["template_chamfer_l1"], out["template_chamfer_l1_icp"],
              out["mask_iou"])
     return out
+
+
+def write_run_figures(model: UnicornModel, images: torch.Tensor, run_dir: Path, n: int = 8) -> list[Path]:
+    """``figures/reconstructions.png`` and ``.pdf`` (see :func:`.viz.reconstruction_grid`) of the first
+    ``n`` images ``(N, 3, H, W)`` in [0, 1]; a failure (e.g. no figure exporter) is logged, not raised."""
+    try:
+        from ...viz import export
+        from .viz import reconstruction_grid
+
+        device = next(model.parameters()).device
+        fig = reconstruction_grid(model, images[:n].to(device), n=min(n, len(images)))
+        return list(export(fig, Path(run_dir) / "figures" / "reconstructions", formats=("png", "pdf")))
+    except Exception as e:  # noqa: BLE001 -- figures are optional, metrics are not
+        log.warning("unicorn: could not write figures for %s: %s", run_dir, e)
+        return []
 
 
 def _perceptual_kind(cfg: UnicornConfig) -> str:
