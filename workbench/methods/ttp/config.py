@@ -190,6 +190,9 @@ class EvalSection(Config):
     """Images whose reconstructions are voxelised (the slowest metric)."""
     iterations: list[int] = field(default_factory=lambda: [1, 2, 3, 4])
     """Solver iterations reported per row of Table 2."""
+    figures: bool = True
+    """Write ``figures/correspondences.png`` (+ ``.pdf``): regressed points and the reprojection of the
+    reconstruction on the first test images (read by ``workbench report``)."""
 
 
 @dataclass
@@ -218,7 +221,7 @@ class TTPConfig(Config):
             "loss": {"coverage_points": 100, "equiv_fraction": 0.5},
             "train": {"iterations": 20, "rigid_iters": 10, "batch_size": 4, "lr": 1e-3, "head_lr": 1e-3,
                       "log_every": 4, "checkpoint_every": 12, "eval_every": 0, "progress": False},
-            "eval": {"max_images": 8, "transfer_pairs": 16, "voxel_max_images": 2, "voxel_res": 16,
+            "eval": {"figures": False, "max_images": 8, "transfer_pairs": 16, "voxel_max_images": 2, "voxel_res": 16,
                      "iterations": [1, 2], "batch_size": 8},
         },
         "quick": {

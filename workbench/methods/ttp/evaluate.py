@@ -277,6 +277,27 @@ def evaluate(cfg: TTPConfig, run_dir: str | Path, write: bool = True) -> dict:
         template = load_template(cfg, ds.category or cfg.data.category)
         model = load_trained(cfg, run_dir, template)
         result = evaluate_model(model, cfg, ds)
+        if write and cfg.eval.figures:
+            write_run_figures(model, cfg, ds, run_dir)
     if write:
         write_json(run_dir / "eval.json", result)
     return result
+
+
+def write_run_figures(model: TTPModel, cfg: TTPConfig, ds: TTPDataset, run_dir: str | Path, n: int = 6) -> list[Path]:
+    """``figures/correspondences.png`` and ``.pdf`` (:func:`.viz.correspondence_grid`) of the first ``n``
+    images of ``ds``; a failure (e.g. no figure exporter) is logged, not raised."""
+    try:
+        from ...viz import export
+        from .viz import correspondence_grid
+
+        n = min(n, len(ds))
+        images = torch.stack([ds[i]["image"] for i in range(n)])
+        with torch.no_grad():
+            out = _detach(model.eval()(images.to(next(model.parameters()).device),
+                                       iterations=cfg.model.solver_iterations, rigid=model.rigid))
+        fig = correspondence_grid(images, out, n=n)
+        return list(export(fig, Path(run_dir) / "figures" / "correspondences", formats=("png", "pdf")))
+    except Exception as e:  # noqa: BLE001 -- figures are optional, metrics are not
+        log.warning("ttp: could not write figures for %s: %s", run_dir, e)
+        return []
