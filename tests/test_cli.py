@@ -7,7 +7,7 @@ import pytest
 from workbench.cli import build_parser, main
 
 SUBCOMMANDS = [["data"], ["data", "generate"], ["data", "list"], ["data", "fetch"], ["data", "check"],
-               ["train"], ["eval"], ["report"], ["run"]]
+               ["data", "contact-sheets"], ["train"], ["eval"], ["report"], ["run"]]
 
 
 @pytest.mark.parametrize("args", SUBCOMMANDS, ids=lambda a: " ".join(a))

@@ -59,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Check that a dataset's files on disk match the manifest's expected layout.")
     c.add_argument("name")
     c.add_argument("--root", type=Path, default=None)
+    cs = dsub.add_parser("contact-sheets", help="write contact sheets of every category and preset",
+                         description="Write PNG contact sheets of the world's categories and of each preset "
+                                     "(and of the retrieval preset with per-photo materials) for a visual check.")
+    cs.add_argument("--out", type=Path, default=None, help="output directory (default: outputs/contact_sheets)")
+    cs.add_argument("--profile", default="smoke", help="data profile of the presets (default: smoke)")
+    cs.add_argument("--seed", type=int, default=0)
 
     # train / eval ---------------------------------------------------------------------
     t = sub.add_parser("train", help="train one method (one variant)",
@@ -116,6 +122,13 @@ def _cmd_data(args) -> int:
 
         report = manifest.check(args.name, root=args.root)
         sys.stdout.write(f"{report}\n")
+    elif args.data_command == "contact-sheets":
+        from .data import write_contact_sheets
+
+        paths = write_contact_sheets(args.out, args.profile, args.seed)
+        paths += write_contact_sheets(args.out, args.profile, args.seed, presets=["retrieval"], categories=False,
+                                      overrides={"retrieval": ["materials_per_photo=true"]})
+        sys.stdout.write("".join(f"{p}\n" for p in paths))
     return 0
 
 

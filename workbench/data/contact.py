@@ -5,9 +5,9 @@
 invisible ones (red) drawn, and the mask outline. For retrieval datasets the grey renders of a
 few shapes are added. ``category_sheet()`` renders every named category of the world directly.
 ``write_contact_sheets(out_dir)`` writes ``categories.png`` and one ``<preset>-<profile>.png`` per
-preset (generating the presets' datasets if needed)::
+preset (generating the presets' datasets if needed); on the command line::
 
-    python -m workbench.data.contact [--out outputs/contact_sheets] [--profile smoke]
+    workbench data contact-sheets [--out outputs/contact_sheets] [--profile smoke]
 """
 from __future__ import annotations
 
@@ -145,17 +145,3 @@ def write_contact_sheets(out_dir: str | os.PathLike | None = None, profile: str 
             written.append(str(path))
     return written
 
-
-if __name__ == "__main__":  # pragma: no cover - a command-line convenience
-    import argparse
-
-    ap = argparse.ArgumentParser(description="Write contact sheets of the world's categories and of each preset.")
-    ap.add_argument("--out", default=None)
-    ap.add_argument("--profile", default="smoke")
-    ap.add_argument("--seed", type=int, default=0)
-    a = ap.parse_args()
-    for p in write_contact_sheets(a.out, a.profile, a.seed):
-        print(p)
-    for p in write_contact_sheets(a.out, a.profile, a.seed, presets=["retrieval"], categories=False,
-                                  overrides={"retrieval": ["materials_per_photo=true"]}):
-        print(p)
