@@ -249,7 +249,7 @@ def test_ensure_run_trains_once_then_reuses(fake_method, monkeypatch):
     import workbench.pipeline as pipeline
 
     real = pipeline.train_method
-    monkeypatch.setattr(cm, "train_method", lambda *a, **k: trained.append(k.get("variant")) or real(*a, **k))
+    monkeypatch.setattr(pipeline, "train_method", lambda *a, **k: trained.append(k.get("variant")) or real(*a, **k))
     d = cm.ensure_run("ttp", "smoke", "no_trick")
     assert d == fake_method / "ttp" / "smoke-no_trick-s0" and (d / "eval.json").is_file()
     assert cm.ensure_run("ttp", "smoke", "no_trick") == d

@@ -5,7 +5,7 @@ This module sits at the level of :mod:`workbench.pipeline` (it uses the method p
 their public functions and :class:`~workbench.methods.MethodSpec`); ``workbench.viz`` stays free
 of method imports.
 
-* runs: :func:`ensure_run` (train + evaluate once, reuse a finished run), :func:`data_summary`
+* runs: :func:`~workbench.pipeline.ensure_run` (train + evaluate once, reuse a finished run), :func:`data_summary`
   (which data each method saw).
 * one object, four methods (notebook 07): :func:`compare_object` -> :class:`ObjectComparison`,
   :func:`pose_scene` (one 3D scene, frusta coloured by rotation error), :func:`meshes_figure`.
@@ -38,7 +38,7 @@ from .core.config import resolve_profile
 from .core.errors import ConfigError, DataError
 from .core.paths import outputs_dir, runs_dir
 from .methods import METHOD_NAMES, get_method
-from .pipeline import find_variant, is_complete, make_config, run_name, train_method
+from .pipeline import ensure_run, find_variant, is_complete, make_config, train_config
 
 log = logging.getLogger(__name__)
 
@@ -53,19 +53,6 @@ METHOD_COLORS = {"ground truth": "#111111", "compnet3d": "#1f77b4", "unicorn": "
 
 
 # ============================================================================ runs
-def ensure_run(method: str, profile: str | None = None, variant: str | None = None, seed: int = 0,
-               root: Path | None = None) -> Path:
-    """The directory of ``runs/<method>/<profile>-<variant>-s<seed>``, trained and evaluated first
-    unless its ``eval.json`` exists (a finished run is reused as is, never re-evaluated)."""
-    profile = resolve_profile(profile)
-    spec = get_method(method)
-    var = find_variant(spec, variant)
-    run_dir = Path(root or runs_dir()) / spec.name / run_name(profile, var.name, seed)
-    if is_complete(run_dir):
-        return run_dir
-    return Path(train_method(spec, profile=profile, variant=var.name, seed=seed, root=root)["run_dir"])
-
-
 def run_config(method: str, run_dir: Path):
     """The typed config saved in a run directory."""
     return get_method(method).config_cls.load(Path(run_dir) / "config.yaml")
@@ -819,19 +806,14 @@ def launch_run(method: str, cfg, variant: str = "custom", progress: Callable | N
     (method, variant, profile, seed, ``playground: true``) so that :func:`collect_runs` and the
     tables see it. ``progress(step, total)`` is called after every training step. Returns the eval
     metrics (nested dicts flattened, numbers only) plus ``run_dir``."""
-    from .core.io import write_json
     from .eval.results import flatten
     from .train import Callback
 
     spec = get_method(method)
     profile = getattr(cfg, "profile", None) or resolve_profile(None)
     run_dir = Path(root or runs_dir()) / spec.name / (name or f"playground-{profile}-{variant}-{_config_hash(cfg)}")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if not (run_dir / "config.yaml").exists():
-        cfg.save(run_dir / "config.yaml")
     info = {"method": spec.name, "variant": variant, "profile": profile, "seed": getattr(cfg, "seed", 0),
             "playground": True}
-    write_json(run_dir / "run.json", info)
     total = int(getattr(getattr(cfg, "train", None), "iterations", 0) or 0)
 
     class _Progress(Callback):
@@ -840,8 +822,7 @@ def launch_run(method: str, cfg, variant: str = "custom", progress: Callable | N
                 progress(step, total or None)
 
     if not is_complete(run_dir):
-        spec.train(cfg, run_dir, callbacks=[_Progress()])
-        metrics = spec.evaluate(cfg, run_dir)
+        metrics = train_config(spec, cfg, run_dir, info, callbacks=[_Progress()])
     else:
         metrics = json.loads((run_dir / "eval.json").read_text())
     if progress is not None:
@@ -849,14 +830,6 @@ def launch_run(method: str, cfg, variant: str = "custom", progress: Callable | N
     flat = {k: float(v) for k, v in flatten(metrics).items()
             if isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool)}
     return {**flat, "run_dir": str(run_dir)}
-
-
-#: headline metrics per method (what the playground's results table and curves show first)
-HEADLINE = {"compnet3d": ["test.acc", "test.pose.acc_pi6", "acc", "acc_pi6"],
-            "piro": ["sv_cat_acc", "sv_obj_acc", "mv_cat_acc", "sv_obj_map"],
-            "unicorn": ["chamfer_l1", "chamfer_l1_icp", "mask_iou", "psnr"],
-            "cmic": ["top1", "top10", "category_acc"],
-            "ttp": ["miou", "pck@0.1", "iou3d", "chamfer3d"]}
 
 
 def ablation_playground(method: str = "ttp", variant: str | None = None, profile: str | None = None,
@@ -915,7 +888,7 @@ def ablation_playground(method: str = "ttp", variant: str | None = None, profile
             rd = res.pop("run_dir")
             state["runs"].append((f"{spec.name}/{Path(rd).name}", rd))
             redraw_curves()
-            keep = [k for k in HEADLINE.get(spec.name, []) if k in res] or list(res)[:6]
+            keep = [col for _, col in spec.headline if col in res] or list(res)[:6]
             return {k: res[k] for k in keep}
 
         panel, handles = ablation_panel(cfg, launch, title=f"{spec.name}: {var.name} ({profile})",

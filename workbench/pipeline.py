@@ -65,17 +65,29 @@ def is_complete(run_dir: Path) -> bool:
 def train_method(method: "str | MethodSpec", profile: str | None = None, variant: str | None = None,
                  run: str | None = None, seed: int | None = None, overrides: Sequence[str] | None = None,
                  evaluate: bool = True, root: Path | None = None) -> dict:
-    """Train (and evaluate) one variant of one method; returns ``{"run_dir", "metrics"}``.
-
-    ``run.json`` records the method, variant, profile, seed and the wall and CPU seconds spent
-    training and evaluating (``timing``), which the report and the benchmark table read.
-    """
+    """Train (and evaluate) one variant of one method; returns ``{"run_dir", "metrics"}``."""
     profile = resolve_profile(profile)
     spec = method if isinstance(method, MethodSpec) else get_method(method)
     var = find_variant(spec, variant)
     cfg = make_config(spec, profile, var, seed=seed, overrides=overrides)
     s = getattr(cfg, "seed", 0) if seed is None else seed
     run_dir = Path(root or runs_dir()) / spec.name / (run or run_name(profile, var.name, s))
+    info = {"method": spec.name, "variant": var.name, "profile": profile, "seed": s,
+            "description": var.description}
+    metrics = train_config(spec, cfg, run_dir, info, evaluate=evaluate)
+    return {"run_dir": run_dir, "metrics": metrics}
+
+
+def train_config(spec: MethodSpec, cfg, run_dir: Path, info: dict, evaluate: bool = True,
+                 callbacks: Sequence | None = None) -> dict:
+    """Train (and evaluate) ``cfg`` in ``run_dir``; returns the evaluation metrics (``{}`` without).
+
+    Saves ``config.yaml`` (refusing a run directory that holds a different config) and ``run.json``
+    (``info``: method, variant, profile, seed, ... plus ``timing``: the wall and CPU seconds spent
+    training and evaluating, which the report and the benchmark table read). ``callbacks`` are
+    passed to the method's ``train`` (e.g. a progress callback of the ablation playground).
+    """
+    run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     saved = run_dir / "config.yaml"
     if saved.exists():
@@ -85,11 +97,12 @@ def train_method(method: "str | MethodSpec", profile: str | None = None, variant
                               f"choose another --run name or delete {run_dir}")
     else:
         cfg.save(saved)
-    info = {"method": spec.name, "variant": var.name, "profile": profile, "seed": s,
-            "description": var.description}
     write_json(run_dir / "run.json", info)
     w0, c0 = time.perf_counter(), time.process_time()
-    spec.train(cfg, run_dir)
+    if callbacks:
+        spec.train(cfg, run_dir, callbacks=list(callbacks))
+    else:
+        spec.train(cfg, run_dir)
     timing = {"train_wall_s": round(time.perf_counter() - w0, 2), "train_cpu_s": round(time.process_time() - c0, 2),
               "threads": _torch_threads()}
     metrics = {}
@@ -98,7 +111,20 @@ def train_method(method: "str | MethodSpec", profile: str | None = None, variant
         metrics = spec.evaluate(cfg, run_dir)
         timing.update(eval_wall_s=round(time.perf_counter() - w1, 2), eval_cpu_s=round(time.process_time() - c1, 2))
     write_json(run_dir / "run.json", {**info, "timing": timing})
-    return {"run_dir": run_dir, "metrics": metrics}
+    return metrics
+
+
+def ensure_run(method: "str | MethodSpec", profile: str | None = None, variant: str | None = None, seed: int = 0,
+               root: Path | None = None) -> Path:
+    """The directory of ``runs/<method>/<profile>-<variant>-s<seed>``, trained and evaluated first
+    unless its ``eval.json`` exists (a finished run is reused as is, never re-evaluated)."""
+    profile = resolve_profile(profile)
+    spec = method if isinstance(method, MethodSpec) else get_method(method)
+    var = find_variant(spec, variant)
+    run_dir = Path(root or runs_dir()) / spec.name / run_name(profile, var.name, seed)
+    if is_complete(run_dir):
+        return run_dir
+    return Path(train_method(spec, profile=profile, variant=var.name, seed=seed, root=root)["run_dir"])
 
 
 def _torch_threads() -> int | None:
