@@ -130,6 +130,58 @@ def _bary_inside(fv: List[torch.Tensor], px: torch.Tensor, py: torch.Tensor, per
     return (w0, w1, w2), inside, pz
 
 
+_EDGES = ((1, 2), (2, 0), (0, 1))  # edge k of barycentric w_k: from vertex a to vertex b
+
+
+def _edge_table(fv: torch.Tensor) -> torch.Tensor:
+    """Per-face constants of :func:`_bary_inside`, so the per-pair test needs no ``where`` or re-derivation.
+
+    ``fv (F, 9)`` are the faces' ``[x0, y0, z0, x1, ...]``. Returns ``(16, F)``: for each edge k of
+    ``_EDGES``, the canonical start ``(a'x, a'y)`` and ``s (b'y - a'y), s (b'x - a'x)`` with the
+    swap sign s folded in (negation is exact, so ``(px - a'x) s dy - (py - a'y) s dx`` is bit for bit
+    :func:`_canon_edge`, and ``s (b' - a') = b - a`` exactly); then ``area + K_EPS``, ``z0, z1, z2``.
+    """
+    x, y = fv[:, 0::3].t(), fv[:, 1::3].t()
+    rows = []
+    for a, b in _EDGES:
+        ax, ay, bx, by = x[a], y[a], x[b], y[b]
+        swap = (ax > bx) | ((ax == bx) & (ay > by))
+        sx, sy = torch.where(swap, bx, ax), torch.where(swap, by, ay)
+        ex, ey = torch.where(swap, ax, bx) - sx, torch.where(swap, ay, by) - sy
+        rows += [sx, sy, torch.where(swap, -ey, ey), torch.where(swap, -ex, ex)]
+    area = _edge(x[2], y[2], x[0], y[0], x[1], y[1]) + K_EPS
+    return torch.stack(rows + [area, fv[:, 2], fv[:, 5], fv[:, 8]]).contiguous()
+
+
+def _bary_inside_tab(tab: List[torch.Tensor], px: torch.Tensor, py: torch.Tensor, perspective_correct: bool,
+                     clip_barycentric_coords: bool):
+    """:func:`_bary_inside` from gathered :func:`_edge_table` rows (16 tensors of ``(M,)``); bit-identical."""
+    area, z0, z1, z2 = tab[12:16]
+    w = [((px - tab[4 * k]) * tab[4 * k + 2] - (py - tab[4 * k + 1]) * tab[4 * k + 3]) / area for k in range(3)]
+    if perspective_correct:
+        t0, t1, t2 = w[0] * z1 * z2, z0 * w[1] * z2, z0 * z1 * w[2]
+        denom = (t0 + t1 + t2).clamp_min(K_EPS)
+        w = [t0 / denom, t1 / denom, t2 / denom]
+    wmin = torch.minimum(torch.minimum(w[0], w[1]), w[2])
+    inside = wmin > 0
+    on_edge = torch.nonzero(wmin == 0).flatten()  # rare: tie-break by edge ownership (top-left rule)
+    if on_edge.numel():
+        sgn = torch.sign(area.index_select(0, on_edge))
+        ok = torch.ones(on_edge.numel(), dtype=torch.bool, device=inside.device)
+        for k in range(3):
+            wi = w[k].index_select(0, on_edge)
+            nx = sgn * tab[4 * k + 2].index_select(0, on_edge)  # _owns with b - a = (dx, dy)
+            ny = -sgn * tab[4 * k + 3].index_select(0, on_edge)
+            ok &= (wi > 0) | ((wi == 0) & ((nx < 0) | ((nx == 0) & (ny < 0))))
+        inside = inside.index_copy(0, on_edge, ok)
+    if clip_barycentric_coords:
+        c = [w[0].clamp_min(0.0), w[1].clamp_min(0.0), w[2].clamp_min(0.0)]
+        s = (c[0] + c[1] + c[2]).clamp_min(1e-5)
+        w = [c[0] / s, c[1] / s, c[2] / s]
+    pz = w[0] * z0 + w[1] * z1 + w[2] * z2
+    return inside, pz
+
+
 def _tri_dist2(px, py, x0, y0, x1, y1, x2, y2):
     """Squared distance to the closest of the three edge segments (pytorch3d's order of edges)."""
     return torch.minimum(torch.minimum(_seg_dist2(px, py, x0, y0, x1, y1), _seg_dist2(px, py, x1, y1, x2, y2)),
@@ -200,14 +252,15 @@ class _PairTermsFn(torch.autograd.Function):
         sel = torch.where(s2, 2, torch.where(s1, 1, 0)).to(torch.int8)
         bary = torch.stack(w, -1)
         ctx.perspective_correct, ctx.clip, ctx.V = perspective_correct, clip, verts.shape[0]
-        ctx.save_for_backward(corners, cols, px, py, area, torch.stack(w_raw), torch.stack(w_pc), d_raw, s_raw,
-                              bary, inside, sel, t_sel, dx, dy)
+        ctx.save_for_backward(corners, cols, px, py, area, *w_raw, *w_pc, d_raw, s_raw, bary, inside, sel, t_sel, dx, dy)
         return bary, pz, torch.where(inside, -dist, dist)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g_bary, g_pz, g_sd):
-        (corners, cols, px, py, area, w_raw, w_pc, d_raw, s_raw, bary, inside, sel, t_sel, dx, dy) = ctx.saved_tensors
+        (corners, cols, px, py, area, wr0, wr1, wr2, wp0, wp1, wp2, d_raw, s_raw, bary, inside, sel, t_sel, dx,
+         dy) = ctx.saved_tensors
+        w_raw, w_pc = (wr0, wr1, wr2), (wp0, wp1, wp2)
         x0, y0, z0, x1, y1, z1, x2, y2, z2 = cols.unbind(0)
         x, y, z = [x0, x1, x2], [y0, y1, y2], [z0, z1, z2]
         zero = torch.zeros_like(px)
@@ -273,13 +326,22 @@ def pair_terms(fv: List[torch.Tensor], px: torch.Tensor, py: torch.Tensor, persp
 def _face_setup(fv: torch.Tensor, H: int, W: int, blur_radius: float, cull_backfaces: bool, z_min: float):
     """Per-face validity, pixel boxes and edge lines in pixel units.
 
-    Returns ``valid (F,)``, ``box (4, F)`` int64 ``(x_lo, y_lo, w, h)`` and ``lines (9, F)`` float
+    Returns ``valid (F,)``, ``box (4, F)`` int64 ``(x_lo, y_lo, w, h)`` and ``lines (9, F)`` float64
     ``(A_i, B_i, C_i)`` such that ``A_i u + B_i v + C_i`` is the signed distance in pixels from the
     screen point ``(u, v)`` to the line of edge i (positive on the face's side).
     """
-    x, y, z = fv[:, 0::3], fv[:, 1::3], fv[:, 2::3]
-    area = _edge(x[:, 0], y[:, 0], x[:, 1], y[:, 1], x[:, 2], y[:, 2])
-    valid = (z.min(dim=1).values >= z_min) & (area.abs() > K_EPS) & torch.isfinite(fv).all(dim=1)
+    c = fv.t().contiguous()  # (9, F): column reductions as elementwise ops (reductions over dim 1 of (F, 3) are slow)
+    x, y, z = c[0::3], c[1::3], c[2::3]
+
+    def _min3(t):
+        return torch.minimum(torch.minimum(t[0], t[1]), t[2])
+
+    def _max3(t):
+        return torch.maximum(torch.maximum(t[0], t[1]), t[2])
+
+    area = _edge(x[0], y[0], x[1], y[1], x[2], y[2])
+    finite = torch.isfinite(c.sum(0))  # a NaN or inf anywhere makes the sum non-finite
+    valid = (_min3(z) >= z_min) & (area.abs() > K_EPS) & finite
     if cull_backfaces:
         valid &= area >= 0
     s = min(H, W) / 2.0
@@ -287,10 +349,10 @@ def _face_setup(fv: torch.Tensor, H: int, W: int, blur_radius: float, cull_backf
     v = H / 2.0 - s * y.double()
     margin = math.sqrt(max(blur_radius, 0.0)) * s + 1e-3
     big = float(4 * max(H, W) + 8)
-    xlo = torch.ceil((u.min(1).values - margin - 0.5).clamp(-big, big)).clamp_min(0).long()
-    xhi = torch.floor((u.max(1).values + margin - 0.5).clamp(-big, big)).clamp_max(W - 1).long()
-    ylo = torch.ceil((v.min(1).values - margin - 0.5).clamp(-big, big)).clamp_min(0).long()
-    yhi = torch.floor((v.max(1).values + margin - 0.5).clamp(-big, big)).clamp_max(H - 1).long()
+    xlo = torch.ceil((_min3(u) - margin - 0.5).clamp(-big, big)).clamp_min(0).long()
+    xhi = torch.floor((_max3(u) + margin - 0.5).clamp(-big, big)).clamp_max(W - 1).long()
+    ylo = torch.ceil((_min3(v) - margin - 0.5).clamp(-big, big)).clamp_min(0).long()
+    yhi = torch.floor((_max3(v) + margin - 0.5).clamp(-big, big)).clamp_max(H - 1).long()
     w = (xhi - xlo + 1).clamp_min(0)
     h = (yhi - ylo + 1).clamp_min(0)
     valid &= (w > 0) & (h > 0)
@@ -298,17 +360,17 @@ def _face_setup(fv: torch.Tensor, H: int, W: int, blur_radius: float, cull_backf
     lines = []
     for i in range(3):
         a, b = (i + 1) % 3, (i + 2) % 3
-        ex, ey = u[:, b] - u[:, a], v[:, b] - v[:, a]
+        ex, ey = u[b] - u[a], v[b] - v[a]
         inv = sgn / torch.sqrt(ex * ex + ey * ey).clamp_min(1e-12)
         # cross2(p - a, b - a) = (pu - au) ey - (pv - av) ex, normalised and oriented
-        lines += [ey * inv, -ex * inv, (v[:, a] * ex - u[:, a] * ey) * inv]
+        lines += [ey * inv, -ex * inv, (v[a] * ex - u[a] * ey) * inv]
     # screen y flips orientation relative to NDC; fix the side so that the interior is positive
     lines_t = torch.stack(lines)
-    cu, cv = u.mean(1), v.mean(1)
+    cu, cv = (u[0] + u[1] + u[2]) / 3.0, (v[0] + v[1] + v[2]) / 3.0
     side = torch.sign(lines_t[0] * cu + lines_t[1] * cv + lines_t[2])
     side = torch.where(side == 0, torch.ones_like(side), side)
     lines_t = lines_t * side
-    return valid, torch.stack([xlo, ylo, w, h]), lines_t.to(torch.float32)
+    return valid, torch.stack([xlo, ylo, w, h]), lines_t
 
 
 def _candidates(valid, box, lines, r_px: float, max_pairs: int, dev):
@@ -327,7 +389,7 @@ def _candidates(valid, box, lines, r_px: float, max_pairs: int, dev):
     lev_s = level.index_select(0, order)
     uniq, counts = torch.unique_consecutive(lev_s, return_counts=True)
     thr = -(r_px + 1e-3)
-    L_all = lines.index_select(1, fids)
+    L_all = lines.index_select(1, fids).to(torch.float32)
     start = 0
     for lev, cnt in zip(uniq.tolist(), counts.tolist()):
         nb = 1 << lev
@@ -370,66 +432,71 @@ def _gather_fv(fv_cols: List[torch.Tensor], faces: torch.Tensor, f: torch.Tensor
     return out
 
 
-def _coverage(fv: List[torch.Tensor], px: torch.Tensor, py: torch.Tensor, blur_radius: float,
+def _coverage(tab: torch.Tensor, f: torch.Tensor, fv_of, px: torch.Tensor, py: torch.Tensor, blur_radius: float,
               perspective_correct: bool, clip_barycentric_coords: bool, dist_test: bool = True):
-    """No-grad exact test of the kernel for candidate pairs -> ``(keep idx, pz, inside)``.
+    """No-grad exact test of the kernel for candidate pairs -> ``(keep idx or None if all, pz, inside)``.
 
-    Same formulas as :func:`pair_terms`, but the edge distance is only evaluated for pairs that are
-    outside the face (and only when ``blur_radius > 0``). ``dist_test=False`` keeps every outside
-    pair with ``pz >= 0`` (the caller applies :func:`_blur_test` later).
+    ``tab`` is the :func:`_edge_table` of all faces, ``f (M,)`` the pairs' faces and ``fv_of(f)`` gathers
+    ``[x0, y0, z0, ...]`` for the edge-distance test. Same values as :func:`pair_terms`, but the edge
+    distance is only evaluated for pairs that are outside the face (and only when ``blur_radius > 0``).
+    ``dist_test=False`` keeps every outside pair with ``pz >= 0`` (the caller applies :func:`_blur_test`).
     """
-    x0, y0, z0, x1, y1, z1, x2, y2, z2 = fv
-    _, inside, pz = _bary_inside(fv, px, py, perspective_correct, clip_barycentric_coords)
-    keep = inside.clone() if dist_test else torch.ones_like(inside)
+    rows = list(tab.index_select(1, f).unbind(0)) if f.numel() < 4096 else [r.index_select(0, f) for r in tab]
+    inside, pz = _bary_inside_tab(rows, px, py, perspective_correct, clip_barycentric_coords)
+    if not dist_test:
+        keep = pz >= 0
+    else:
+        keep = inside.clone()
     if blur_radius > 0 and dist_test:
         out = torch.nonzero(~inside).flatten()
         if out.numel():
-            sub = [t.index_select(0, out) for t in (x0, y0, x1, y1, x2, y2)]
-            d = _tri_dist2(px.index_select(0, out), py.index_select(0, out), *sub)
+            x0, y0, _, x1, y1, _, x2, y2, _ = fv_of(f.index_select(0, out))
+            d = _tri_dist2(px.index_select(0, out), py.index_select(0, out), x0, y0, x1, y1, x2, y2)
             keep.index_copy_(0, out, d < blur_radius)
-    keep &= pz >= 0
+    if dist_test:
+        keep &= pz >= 0
     if bool(keep.all()):
-        return torch.arange(keep.numel(), device=keep.device), pz, inside
+        return None, pz, inside
     idx = torch.nonzero(keep).flatten()
     return idx, pz.index_select(0, idx), inside.index_select(0, idx)
 
 
-def _blur_test(fv: List[torch.Tensor], px: torch.Tensor, py: torch.Tensor, inside: torch.Tensor,
+def _blur_test(fv_of, f: torch.Tensor, px: torch.Tensor, py: torch.Tensor, inside: torch.Tensor,
                blur_radius: float) -> torch.Tensor:
-    """``inside | (squared distance to the face < blur_radius)`` for candidate pairs (no grad)."""
+    """``inside | (squared distance to the face < blur_radius)`` for candidate pairs (no grad);
+    ``fv_of(f)`` gathers the faces' ``[x0, y0, z0, ...]``, here for the outside pairs only."""
     keep = inside.clone()
     if blur_radius > 0:
         out = torch.nonzero(~inside).flatten()
         if out.numel():
-            x0, y0, _, x1, y1, _, x2, y2, _ = (t.index_select(0, out) for t in fv)
+            x0, y0, _, x1, y1, _, x2, y2, _ = fv_of(f.index_select(0, out))
             d = _tri_dist2(px.index_select(0, out), py.index_select(0, out), x0, y0, x1, y1, x2, y2)
             keep.index_copy_(0, out, d < blur_radius)
     return keep
 
 
-def _depth_face_key(z: torch.Tensor, face: torch.Tensor, z_shift: int, fb: int) -> torch.Tensor:
-    """int64 ``(float bits of max(z, 0) >> z_shift, face)``: the within-pixel order of the selection."""
-    zbits = (z.to(torch.float32).clamp_min(0.0) + 0.0).view(torch.int32).to(torch.int64) >> z_shift
-    return (zbits << fb) | face
-
-
-def _prune_behind_opaque(parts, HW: int, W: int, face_to_mesh, z_shift: int, fb: int):
+def _prune_behind_opaque(parts, HW: int, W: int, face_to_mesh, z_shift: int):
     """Drop, per pixel, the candidate pairs ordered after the nearest pair that is inside its face.
 
-    ``parts`` is ``(face, xi, yi, pz, inside)``; the order is the selection's ``(depth key, face)``, so
-    the ranks of the remaining pairs are unchanged.
+    ``parts`` is ``(face, xi, yi, pz, inside)``; the selection orders a pixel's pairs by the float32
+    bits of ``max(pz, 0)`` with the lowest ``z_shift`` bits dropped, then by face. A pair is kept when
+    its depth field is <= that of the nearest inside pair (``max(pz, 0) <`` a per-pixel limit: the
+    float just above the nearest inside depth's truncated field), so ties in the depth field are kept
+    and the ranks of the remaining pairs are unchanged. Returns the kept parts and their pixel indices.
     """
     f, xi, yi, pz, inside = parts
     pix = face_to_mesh.index_select(0, f) * HW + yi * W + xi
-    key = _depth_face_key(pz, f, z_shift, fb)
+    zc = pz.to(torch.float32).clamp_min(0.0) + 0.0  # + 0.0: -0.0 -> +0.0
     n_pix = int(pix.max()) + 1 if pix.numel() else 0
-    big = torch.iinfo(torch.int64).max
-    opaque = torch.full((n_pix,), big, dtype=torch.int64, device=pix.device)
+    near = torch.full((n_pix,), math.inf, dtype=torch.float32, device=pix.device)
     ins = torch.nonzero(inside).flatten()
-    opaque.scatter_reduce_(0, pix.index_select(0, ins), key.index_select(0, ins), reduce="amin")
-    # ties in the depth bits are kept (the exact selection orders them, possibly by finer depth)
-    keep = torch.nonzero((key >> fb) <= (opaque.index_select(0, pix) >> fb)).flatten()
-    return tuple(t.index_select(0, keep) for t in parts)
+    near.scatter_reduce_(0, pix.index_select(0, ins), zc.index_select(0, ins), reduce="amin")
+    lim_bits = (((near.view(torch.int32).to(torch.int64) >> z_shift) + 1) << z_shift).clamp_max(0x7F800000)
+    lim = lim_bits.to(torch.int32).view(torch.float32)  # +inf where no pair is inside
+    keep = torch.nonzero(zc < lim.index_select(0, pix)).flatten()
+    if keep.numel() == pix.numel():
+        return parts, pix
+    return tuple(t.index_select(0, keep) for t in parts), pix.index_select(0, keep)
 
 
 def _group_starts(sorted_keys: torch.Tensor) -> torch.Tensor:
@@ -559,35 +626,42 @@ def rasterize_packed(verts_ndc: torch.Tensor, faces: torch.Tensor, face_to_mesh:
         cols = [vd[:, 0].contiguous(), vd[:, 1].contiguous(), vd[:, 2].contiguous()]
         fv_all = vd[faces].reshape(F, 9) if F else vd.new_zeros(0, 9)
         valid, box, lines = _face_setup(fv_all, H, W, blur_radius, cull_backfaces, z_min)
+        tab = _edge_table(fv_all)
+
+        def fv_of(f: torch.Tensor) -> List[torch.Tensor]:
+            return _gather_fv(cols, faces, f)
+
         n_kept = 0
         reduced = False
         use_keys = K > 1 and 62 - _nbits(N * HW) - _nbits(max(F, 1)) >= 28
         if until_opaque:  # layered compositing: slots behind the nearest covering face are invisible
-            fb = _nbits(max(F, 1))
-            z_shift = 31 - min(31, 62 - _nbits(N * HW) - fb) if use_keys else 0
+            z_shift = 31 - min(31, 62 - _nbits(N * HW) - _nbits(max(F, 1))) if use_keys else 0
             parts: List[Tuple[torch.Tensor, ...]] = []
             for f, xi, yi in _candidates(valid, box, lines, r_px, max_pairs, dev):
-                fv = _gather_fv(cols, faces, f)
-                ok, pz, inside = _coverage(fv, xs.index_select(0, xi), ys.index_select(0, yi), blur_radius,
-                                           perspective_correct, clip_barycentric_coords, dist_test=False)
-                parts.append((f.index_select(0, ok), xi.index_select(0, ok), yi.index_select(0, ok), pz, inside))
-                n_kept += ok.numel()
+                ok, pz, inside = _coverage(tab, f, fv_of, xs.index_select(0, xi), ys.index_select(0, yi),
+                                           blur_radius, perspective_correct, clip_barycentric_coords,
+                                           dist_test=False)
+                if ok is not None:
+                    f, xi, yi = f.index_select(0, ok), xi.index_select(0, ok), yi.index_select(0, ok)
+                parts.append((f, xi, yi, pz, inside))
+                n_kept += f.numel()
                 if n_kept > max_pairs and len(parts) > 1:  # bound memory: prune with what is known so far
-                    parts = [_prune_behind_opaque(_cat(parts), HW, W, face_to_mesh, z_shift, fb)]
+                    parts = [_prune_behind_opaque(_cat(parts), HW, W, face_to_mesh, z_shift)[0]]
                     n_kept = parts[0][0].numel()
             if parts:
-                f, xi, yi, pz, inside = _prune_behind_opaque(_cat(parts), HW, W, face_to_mesh, z_shift, fb)
-                ok = torch.nonzero(_blur_test(_gather_fv(cols, faces, f), xs.index_select(0, xi),
+                (f, xi, yi, pz, inside), pix = _prune_behind_opaque(_cat(parts), HW, W, face_to_mesh, z_shift)
+                ok = torch.nonzero(_blur_test(fv_of, f, xs.index_select(0, xi),
                                               ys.index_select(0, yi), inside, blur_radius)).flatten()
-                f = f.index_select(0, ok)
-                pix = face_to_mesh.index_select(0, f) * HW + yi.index_select(0, ok) * W + xi.index_select(0, ok)
-                kept.append((pix, pz.index_select(0, ok), f, inside.index_select(0, ok)))
+                if ok.numel() < f.numel():
+                    f, pix, pz, inside = f.index_select(0, ok), pix.index_select(0, ok), pz.index_select(0, ok), \
+                        inside.index_select(0, ok)
+                kept.append((pix, pz, f, inside))
         for f, xi, yi in (() if until_opaque else _candidates(valid, box, lines, r_px, max_pairs, dev)):
-            fv = _gather_fv(cols, faces, f)
-            ok, pz, inside = _coverage(fv, xs.index_select(0, xi), ys.index_select(0, yi), blur_radius,
+            ok, pz, inside = _coverage(tab, f, fv_of, xs.index_select(0, xi), ys.index_select(0, yi), blur_radius,
                                        perspective_correct, clip_barycentric_coords)
-            f = f.index_select(0, ok)
-            pix = face_to_mesh.index_select(0, f) * HW + yi.index_select(0, ok) * W + xi.index_select(0, ok)
+            if ok is not None:
+                f, xi, yi = f.index_select(0, ok), xi.index_select(0, ok), yi.index_select(0, ok)
+            pix = face_to_mesh.index_select(0, f) * HW + yi * W + xi
             kept.append((pix, pz, f, inside))
             n_kept += pix.numel()
             if n_kept > max_pairs and len(kept) > 1:  # bound memory: reduce to the top K so far
