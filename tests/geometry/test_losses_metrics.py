@@ -175,3 +175,24 @@ def test_solid_voxelisation_of_overlapping_parts_is_their_union():
     # the overlap region itself is filled (a single parity fill leaves it empty: volume 1.25)
     centre = ((torch.tensor([0.25, 0.125, 0.0]) - bounds[0]) / (bounds[1] - bounds[0]) * R).long()
     assert occ[tuple(centre.tolist())]
+
+
+def test_nearest_neighbour_kdtree_matches_brute_force_with_padding():
+    """Without gradients the metrics use a k-d tree; it must equal the distance-matrix path, padding included."""
+    from workbench.geometry import knn_points
+    from workbench.geometry.points import _nn_euclid
+
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.rand(2, 300, 3, generator=g), torch.rand(2, 250, 3, generator=g)
+    lx, ly = torch.tensor([300, 180]), torch.tensor([250, 97])
+    fast = _nn_euclid(x, y, lx, ly)
+    brute = knn_points(x, y, lx, ly, K=1).dists[..., 0].clamp_min(0).sqrt()
+    assert torch.allclose(fast, brute, atol=1e-6)
+    assert float(fast[1, 180:].abs().sum()) == 0.0  # padded queries
+    # with gradients the differentiable path is used, and gives the same values
+    xg = x.clone().requires_grad_(True)
+    slow = _nn_euclid(xg, y, lx, ly)
+    assert slow.requires_grad and torch.allclose(slow.detach(), fast, atol=1e-6)
+    ref = modified_hausdorff(x, y, lx, ly)
+    xd = x.clone().requires_grad_(True)
+    assert torch.allclose(modified_hausdorff(xd, y, lx, ly).detach(), ref, atol=1e-6)

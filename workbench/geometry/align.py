@@ -10,7 +10,7 @@ from typing import List, NamedTuple, Optional
 import torch
 
 from ..core.errors import ShapeError
-from .points import knn_points
+from .points import nearest_neighbour_index
 
 __all__ = ["SimilarityTransform", "ICPSolution", "corresponding_points_alignment", "icp", "apply_similarity"]
 
@@ -79,9 +79,10 @@ def icp(X: torch.Tensor, Y: torch.Tensor, init: Optional[SimilarityTransform] = 
     prev = None
     converged = False
     rmse = torch.zeros(N, dtype=X.dtype, device=X.device)
+    nearest = nearest_neighbour_index(Y)  # Y is fixed: index it once (matching has no gradient)
     for _ in range(max_iterations):
-        nn = knn_points(Xt, Y, K=1)
-        Yn = Y.gather(1, nn.idx.clamp_min(0).expand(-1, -1, 3))
+        idx = nearest(Xt)
+        Yn = Y.gather(1, idx[..., None].expand(-1, -1, 3))
         t = corresponding_points_alignment(X, Yn, estimate_scale=estimate_scale)
         history.append(t)
         Xt = apply_similarity(X, t)

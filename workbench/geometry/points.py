@@ -79,7 +79,7 @@ def knn_points(p1: torch.Tensor, p2: torch.Tensor, lengths1: Optional[torch.Tens
                 d = torch.cdist(q.double(), p2.detach().double())
             else:
                 d = torch.cdist(q, p2.detach(), p=1)
-            if lengths2 is not None:  # padded clouds: padding is never a neighbour
+            if lengths2 is not None and bool((l2 < P2).any()):  # padded clouds: padding is never a neighbour
                 d = d.masked_fill(~valid2[:, None, :], float("inf"))
             if K == 1:  # min is ~2x cheaper than topk
                 idx_parts.append(d.argmin(dim=-1, keepdim=True))
@@ -209,8 +209,52 @@ def chamfer_distance(x: torch.Tensor, y: torch.Tensor, x_lengths=None, y_lengths
 
 
 def _nn_euclid(x, y, lx, ly):
-    d = knn_points(x, y, lx, ly, K=1).dists[..., 0].clamp_min(0).sqrt()
-    return d
+    """Euclidean distance from every point of ``x (N, P1, 3)`` to its nearest neighbour in ``y`` -> ``(N, P1)``
+    (0 at padded entries). Without gradients on CPU a k-d tree (scipy) answers in ``O(P log P)`` instead
+    of the ``P1 x P2`` distance matrix (the two agree to float rounding; see the tests)."""
+    needs_grad = torch.is_grad_enabled() and (x.requires_grad or y.requires_grad)
+    if not needs_grad and x.device.type == "cpu" and y.device.type == "cpu" and _kdtree() is not None:
+        return _nn_euclid_kdtree(x, y, lx, ly)
+    return knn_points(x, y, lx, ly, K=1).dists[..., 0].clamp_min(0).sqrt()
+
+
+def _kdtree():
+    try:
+        from scipy.spatial import cKDTree
+    except ImportError:  # scipy is a dependency; keep the brute-force path working without it
+        return None
+    return cKDTree
+
+
+def nearest_neighbour_index(y: torch.Tensor):
+    """A reusable nearest-neighbour index over the clouds ``y (N, Q, 3)`` (no gradients): returns a function
+    ``x (N, P, 3) -> idx (N, P)`` of each point's nearest ``y`` point, through k-d trees built once (scipy,
+    CPU), else through :func:`knn_points`. For iterative matching against a fixed cloud (ICP)."""
+    cls = _kdtree() if y.device.type == "cpu" else None
+    if cls is None:
+        return lambda x: knn_points(x.detach(), y.detach(), K=1).idx[..., 0]
+    trees = [cls(y[i].detach().double().numpy()) for i in range(y.shape[0])]
+
+    def query(x: torch.Tensor) -> torch.Tensor:
+        xs = x.detach().double().numpy()
+        return torch.stack([torch.from_numpy(t.query(xs[i], k=1)[1]).to(torch.int64) for i, t in enumerate(trees)])
+    return query
+
+
+def _nn_euclid_kdtree(x, y, lx, ly) -> torch.Tensor:
+    tree_cls = _kdtree()
+    N, P1 = x.shape[:2]
+    out = torch.zeros(N, P1, dtype=torch.float64)
+    for i in range(N):
+        n1, n2 = int(lx[i]), int(ly[i])
+        if n1 == 0:
+            continue
+        if n2 == 0:
+            raise ShapeError(f"nearest neighbours: cloud {i} of the second set is empty")
+        tree = tree_cls(y[i, :n2].detach().double().numpy())
+        d, _ = tree.query(x[i, :n1].detach().double().numpy(), k=1)
+        out[i, :n1] = torch.from_numpy(d)
+    return out.to(x.dtype)
 
 
 def chamfer_l1_x10(x: torch.Tensor, y: torch.Tensor, x_lengths=None, y_lengths=None) -> torch.Tensor:

@@ -250,21 +250,8 @@ def retrieval_metrics(model: CMIC, data: RetrievalData, cfg: CMICConfig, max_que
         if data.unseen is not None and all(p is not None for p in data.unseen.mesh_paths):
             paths += list(data.unseen.mesh_paths)
         metric_fn.set_bounds(paths)
-        d, iou = [], []
-        for j in range(n):
-            if gt[j] < 0:
-                d.append(math.nan), iou.append(math.nan)
-                continue
-            dj, ij = metric_fn.pair(data.seen.mesh_paths[int(ranked[j, 0])], data.seen.mesh_paths[int(gt[j])])
-            d.append(dj), iou.append(ij)
-        d_t, i_t = torch.tensor(d), torch.tensor(iou)
-        ok = ~torch.isnan(d_t)
-        m["d_hau"], m["iou"] = float(d_t[ok].mean()), float(i_t[ok].mean())
-        for c in present:
-            sel = (qcat == c) & ok
-            m[f"cat/{names[c]}/d_hau"] = float(d_t[sel].mean()) if sel.any() else float("nan")
-            m[f"cat/{names[c]}/iou"] = float(i_t[sel].mean()) if sel.any() else float("nan")
-        preds["seen_d_hau"], preds["seen_iou"] = d_t, i_t
+        preds["seen_d_hau"], preds["seen_iou"] = _retrieved_shape_metrics(
+            metric_fn, data.seen.mesh_paths, ranked[:, 0], data.seen.mesh_paths, gt, qcat, names, m, "")
 
     if data.unseen is not None:
         uviews = embed_repository(model, data.unseen.renders, cfg.model.render_size, device=device)
@@ -274,22 +261,31 @@ def retrieval_metrics(model: CMIC, data: RetrievalData, cfg: CMICConfig, max_que
         m["unseen_shapes"] = len(data.unseen)
         m["unseen_category_acc"] = float((data.unseen.categories[uranked[:, 0]] == qcat).float().mean())
         if metric_fn is not None and all(p is not None for p in data.unseen.mesh_paths):
-            d, iou = [], []
-            for j in range(n):
-                if gt[j] < 0:
-                    d.append(math.nan), iou.append(math.nan)
-                    continue
-                dj, ij = metric_fn.pair(data.unseen.mesh_paths[int(uranked[j, 0])], data.seen.mesh_paths[int(gt[j])])
-                d.append(dj), iou.append(ij)
-            d_t, i_t = torch.tensor(d), torch.tensor(iou)
-            ok = ~torch.isnan(d_t)
-            m["unseen_d_hau"], m["unseen_iou"] = float(d_t[ok].mean()), float(i_t[ok].mean())
-            for c in present:
-                sel = (qcat == c) & ok
-                m[f"cat/{names[c]}/unseen_d_hau"] = float(d_t[sel].mean()) if sel.any() else float("nan")
-                m[f"cat/{names[c]}/unseen_iou"] = float(i_t[sel].mean()) if sel.any() else float("nan")
-            preds["unseen_d_hau"], preds["unseen_iou"] = d_t, i_t
+            preds["unseen_d_hau"], preds["unseen_iou"] = _retrieved_shape_metrics(
+                metric_fn, data.unseen.mesh_paths, uranked[:, 0], data.seen.mesh_paths, gt, qcat, names, m, "unseen_")
     return {"metrics": m, "predictions": preds}
+
+
+def _retrieved_shape_metrics(metric_fn: "ShapeMetrics", repo_paths, top1: torch.Tensor, gt_paths, gt: torch.Tensor,
+                             qcat: torch.Tensor, names, m: dict, prefix: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Modified Hausdorff and voxel IoU of each query's top-1 shape (``repo_paths[top1]``) against its ground
+    truth (``gt_paths[gt]``; NaN where ``gt < 0``); writes ``{prefix}d_hau`` / ``{prefix}iou`` overall and per
+    category into ``m`` and returns the per-query ``(d_hau (Q,), iou (Q,))``."""
+    d, iou = [], []
+    for j in range(len(gt)):
+        if gt[j] < 0:
+            d.append(math.nan), iou.append(math.nan)
+            continue
+        dj, ij = metric_fn.pair(repo_paths[int(top1[j])], gt_paths[int(gt[j])])
+        d.append(dj), iou.append(ij)
+    d_t, i_t = torch.tensor(d), torch.tensor(iou)
+    ok = ~torch.isnan(d_t)
+    m[f"{prefix}d_hau"], m[f"{prefix}iou"] = float(d_t[ok].mean()), float(i_t[ok].mean())
+    for c in sorted(set(qcat.tolist())):
+        sel = (qcat == c) & ok
+        m[f"cat/{names[c]}/{prefix}d_hau"] = float(d_t[sel].mean()) if sel.any() else float("nan")
+        m[f"cat/{names[c]}/{prefix}iou"] = float(i_t[sel].mean()) if sel.any() else float("nan")
+    return d_t, i_t
 
 
 def load_trained_model(cfg: CMICConfig, run_dir: str | Path, device: torch.device | str | None = None) -> CMIC:
