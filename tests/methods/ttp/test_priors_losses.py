@@ -149,3 +149,14 @@ def test_texture_loss_ssim_fallback():
     assert loss.kind == "ssim"
     assert loss(a, a) < 1e-6 and loss(a, torch.zeros_like(a)) > 0.1
     assert TextureLoss("l1")(a, a + 0.1) > 0.09
+
+
+def test_coverage_value_and_gradient_equal_the_distance_matrix_form():
+    g = torch.Generator().manual_seed(3)
+    u = torch.rand(2, 30, 2, generator=g, dtype=torch.float64).mul(2).sub(1).requires_grad_()
+    pts = torch.rand(2, 50, 2, generator=g, dtype=torch.float64).mul(2).sub(1)
+    valid = torch.tensor([True, False])
+    ref = (torch.cdist(pts, u).pow(2).amin(-1) * valid[:, None]).mean()
+    val = chamfer_coverage(u, pts, valid)
+    torch.testing.assert_close(val, ref, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(torch.autograd.grad(val, u)[0], torch.autograd.grad(ref, u)[0], rtol=1e-10, atol=1e-12)

@@ -250,3 +250,22 @@ def test_lbfgs_reference_reaches_the_same_minimum():
     E_ref = reprojection_energy(X, u, w, roma.rotvec_to_rotmat(rv), tv, s, c)
     assert (sol.energy <= E_ref + 1e-9).all()
     assert torch.allclose(E_ref, sol.energy, rtol=1e-4)
+
+
+def test_closed_form_local_hessian_matches_autograd():
+    """The implicit backward's gradient and Hessian in the local chart (closed form) equal autograd's
+    derivatives of the second-order local energy at d = 0, away from the minimum too."""
+    from workbench.methods.ttp.solver import _local_energy, _local_gradient_hessian
+
+    X, u, w, s, c, R, t = _problem(B=3, N=15, noise=0.3, seed=4)
+    g, H = _local_gradient_hessian(R, t, X, u, w, s, c)
+    for b in range(3):
+        def E(theta):
+            return _local_energy(theta[None, :3], theta[None, 3:], R[b:b + 1], X[b:b + 1], u[b:b + 1],
+                                 w[b:b + 1], s[b:b + 1], c[b:b + 1])[0].sum()
+
+        theta0 = torch.cat([torch.zeros(3, dtype=D), t[b]])
+        gr = torch.autograd.functional.jacobian(E, theta0)
+        Hr = torch.autograd.functional.hessian(E, theta0)
+        torch.testing.assert_close(g[b], gr, rtol=1e-10, atol=1e-10)
+        torch.testing.assert_close(H[b], Hr, rtol=1e-10, atol=1e-10)

@@ -70,8 +70,16 @@ def mask_points(mask: Tensor, n: int, generator: torch.Generator | None = None) 
 
 
 def chamfer_coverage(u: Tensor, mask_pts: Tensor, valid: Tensor | None = None) -> Tensor:
-    """Mean over sampled mask points of the squared distance to the nearest regressed point."""
-    d2 = torch.cdist(mask_pts, u).pow(2).amin(-1)                             # (B, n)
+    """Mean over sampled mask points of the squared distance to the nearest regressed point.
+
+    The nearest point is found without a graph and the squared distance to it recomputed directly:
+    the value and gradient of ``cdist(...).pow(2).amin(-1)`` (which sends the gradient to the
+    minimiser) without backpropagating through the (B, n, N) distance matrix.
+    """
+    with torch.no_grad():
+        idx = torch.cdist(mask_pts, u.detach()).argmin(-1)                    # (B, n)
+    nearest = torch.gather(u, 1, idx[..., None].expand(-1, -1, u.shape[-1]))   # (B, n, 2)
+    d2 = (mask_pts - nearest).pow(2).sum(-1)                                  # (B, n)
     if valid is not None:
         d2 = d2 * valid[:, None].to(d2.dtype)
     return d2.mean()

@@ -16,8 +16,10 @@ Coordinates: ``u`` x right, y down, ``[-1, 1]`` over the crop with ``align_corne
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
+from typing import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -25,16 +27,38 @@ from torch import Tensor, nn
 
 from ...core.errors import ShapeError
 from ...nn import build_backbone
+from ...nn.conv import use_small_map_convs
 from .config import ModelSection
 from .solver import (PoseSolverOptions, SolverIterate, camera_from_points, deform,
                      project_weak_perspective, solve_pose_and_shape)
 from .template import Template
 
-__all__ = ["TTPEncoder", "PointHead", "DeformableShape", "TTPModel", "TTPOutput", "SIDE_VIEW"]
+__all__ = ["TTPEncoder", "GroupedBatchNorm2d", "PointHead", "DeformableShape", "TTPModel", "TTPOutput", "SIDE_VIEW"]
 
 # A side view of the canonical frame (+Y up, front +Z): the front to the image right, up to the top
 # (image y points down). Column convention, det +1.
 SIDE_VIEW = torch.tensor([[0.0, 0.0, 1.0], [0.0, -1.0, 0.0], [1.0, 0.0, 0.0]])
+
+
+class GroupedBatchNorm2d(nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` that can normalise consecutive slices of a batch separately.
+
+    With ``batch_sizes`` set (see :meth:`TTPEncoder.batch_groups`) and in training mode, the batch
+    is split into those slices and each goes through the batch norm on its own, in order: outputs,
+    gradients and running-statistics updates are those of one call per slice. So several batches
+    share one pass through the convolutions (whose per-call cost on the CPU is dominated by the
+    weights, not the batch) without mixing their batch statistics.
+    """
+
+    batch_sizes: tuple[int, ...] | None = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        sizes = self.batch_sizes
+        if sizes is None or len(sizes) < 2 or not (self.training or self.running_mean is None):
+            return super().forward(x)
+        if sum(sizes) != x.shape[0]:
+            raise ShapeError(f"GroupedBatchNorm2d: batch groups {sizes} do not add up to the batch {x.shape[0]}")
+        return torch.cat([super(GroupedBatchNorm2d, self).forward(p) for p in x.split(list(sizes))])
 
 
 class TTPEncoder(nn.Module):
@@ -49,6 +73,23 @@ class TTPEncoder(nn.Module):
             nn.BatchNorm2d(channels), nn.LeakyReLU(0.2, inplace=True))
         self.grid = grid
         self.out_features = channels * grid * grid
+        use_small_map_convs(self)
+        for m in self.modules():
+            if type(m) is nn.BatchNorm2d:
+                m.__class__ = GroupedBatchNorm2d
+
+    @contextlib.contextmanager
+    def batch_groups(self, sizes: Sequence[int]) -> Iterator[None]:
+        """Within the block, a forward pass normalises the consecutive batch slices of ``sizes``
+        separately (see :class:`GroupedBatchNorm2d`)."""
+        bns = [m for m in self.modules() if isinstance(m, GroupedBatchNorm2d)]
+        for m in bns:
+            m.batch_sizes = tuple(int(n) for n in sizes)
+        try:
+            yield
+        finally:
+            for m in bns:
+                m.batch_sizes = None
 
     def forward(self, images: Tensor) -> Tensor:
         f = self.reduce(self.trunk.features(images))
@@ -137,6 +178,8 @@ class TTPOutput:
     proj: Tensor
     depth: Tensor
     history: list[SolverIterate] = field(default_factory=list)
+    aux: tuple[Tensor, Tensor] | None = None
+    """``(u, vis)`` regressed for the ``aux_images`` of :meth:`TTPModel.forward` (else None)."""
 
     def at_iteration(self, k: int) -> "TTPOutput":
         """The output as if the solver had stopped after round ``k`` (1-based; Table 2)."""
@@ -220,10 +263,28 @@ class TTPModel(nn.Module):
                          rotvec=out.rotvec, coeffs=coeffs, verts=out.verts, proj=proj,
                          depth=depth, history=out.history)
 
-    def forward(self, images: Tensor, iterations: int | None = None, rigid: bool | None = None
-                ) -> TTPOutput:
-        u, vis = self.regress(images)
-        return self.solve(u, vis, iterations=iterations, rigid=rigid)
+    def regress_groups(self, images: Sequence[Tensor]) -> list[tuple[Tensor, Tensor]]:
+        """:meth:`regress` of several batches in one encoder pass, each batch with its own batch-norm
+        statistics: the same results (up to float rounding) as one :meth:`regress` per batch, in order."""
+        if len(images) == 1:
+            return [self.regress(images[0])]
+        sizes = [x.shape[0] for x in images]
+        with self.encoder.batch_groups(sizes):
+            u, vis = self.regress(torch.cat(list(images)))
+        return list(zip(u.split(sizes), vis.split(sizes)))
+
+    def forward(self, images: Tensor, iterations: int | None = None, rigid: bool | None = None,
+                aux_images: Tensor | None = None) -> TTPOutput:
+        """Regress and solve ``images`` (B, 3, H, W). ``aux_images`` (B', 3, H, W) are only regressed,
+        in the same encoder pass with their own batch-norm statistics (training's equivariance branch),
+        and returned in ``out.aux``."""
+        if aux_images is None:
+            u, vis = self.regress(images)
+            return self.solve(u, vis, iterations=iterations, rigid=rigid)
+        (u, vis), aux = self.regress_groups([images, aux_images])
+        out = self.solve(u, vis, iterations=iterations, rigid=rigid)
+        out.aux = aux
+        return out
 
     @staticmethod
     def sample_texture(images: Tensor, u: Tensor) -> Tensor:

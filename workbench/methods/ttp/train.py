@@ -6,7 +6,8 @@ One step (batch of B crops; ``flip_train`` appends their horizontal flips, 2B sa
 2. render the reconstruction: soft silhouette, texture re-synthesis, z-buffer visibility, and the
    texture from the mirrored camera;
 3. the weighted losses of :mod:`.losses` (shape priors only once the deformation is on);
-4. equivariance: the regressor on a random affine warp of the B originals (kornia), and the flip
+4. equivariance: the regressor on a random affine warp of the B originals (kornia; regressed in
+   the same encoder pass as the batch, with its own batch-norm statistics), and the flip
    consistency between each image and its flip.
 
 ``train(cfg, run_dir)`` returns the last logged training scalars; ``config.yaml``, ``metrics.csv``
@@ -103,7 +104,14 @@ class TTPObjective(torch.nn.Module):
             x, mask, dist = (torch.cat([a, flip_images(a)]) for a in (x, mask, dist))
             kp, kpv = torch.cat([kp, kpf]), torch.cat([kpv, kpvf])
         rigid = self.rigid_at(core, step)
-        out = model(x, rigid=rigid)
+        # random draws in the order of the original step (coverage samples, then the warp)
+        pts, valid = mask_points(mask, L.coverage_points)
+        x_w = M = None
+        if L.equivariance > 0 or L.equiv_mirror > 0:
+            Be = max(1, int(round(B * L.equiv_fraction)))
+            x_w, _, M = self.augment(x[:Be])
+        # the warped images share the encoder pass (their own batch-norm statistics)
+        out = model(x, rigid=rigid, aux_images=x_w)
         S = cfg.render.size
         xr = x if x.shape[-1] == S else F.interpolate(x, size=(S, S), mode="bilinear", antialias=True,
                                                      align_corners=False)
@@ -124,17 +132,14 @@ class TTPObjective(torch.nn.Module):
                 tex = 0.5 * (tex + self.texture(rgb_m, flip_images(xr) * flip_images(m_ref)))
             terms["texture"] = tex
         terms["chamfer_inside"] = chamfer_inside(out.u, dist)
-        pts, valid = mask_points(mask, L.coverage_points)
         terms["chamfer_coverage"] = chamfer_coverage(out.u, pts, valid)
         cyc = cycle_loss(out.u, out.proj)
         if L.cycle_edges:
             cyc = cyc + edge_length_loss(out.u, out.proj, self._edges(faces))
         terms["cycle"] = cyc
         terms["visibility"] = visibility_loss(out.vis, r.visibility)
-        if L.equivariance > 0 or L.equiv_mirror > 0:
-            Be = max(1, int(round(B * L.equiv_fraction)))
-            x_w, _, M = self.augment(x[:Be])
-            u_w, _ = core.regress(x_w)
+        if x_w is not None:
+            u_w = out.aux[0]
             eqv = equivariance_loss(u_w, out.u[:Be], M)
             if flip:
                 eqv = eqv + (out.u[B:] - flip_points(out.u[:B], core.shape.symmetry)).pow(2).sum(-1).mean()
@@ -183,10 +188,12 @@ def _optimizer(model: TTPModel, cfg: TTPConfig) -> torch.optim.Optimizer:
     if basis:
         groups.append({"params": basis, "lr": cfg.train.basis_lr})
     t = cfg.train
+    # the fused (Adam) / multi-tensor (SGD) updates: the same update rule as torch's CPU default, the
+    # per-parameter loop, which costs ~45 ms a step for ResNet-18 at 1 thread (fused: ~12 ms)
     if t.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+        return torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay, foreach=True)
     cls = torch.optim.AdamW if t.optimizer == "adamw" else torch.optim.Adam
-    return cls(groups, lr=t.lr, betas=tuple(t.betas), weight_decay=t.weight_decay)
+    return cls(groups, lr=t.lr, betas=tuple(t.betas), weight_decay=t.weight_decay, fused=True)
 
 
 def train(cfg: TTPConfig, run_dir: str | Path, resume: bool = True, callbacks=()) -> dict:
