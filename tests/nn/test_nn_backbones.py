@@ -94,8 +94,8 @@ def test_resnet_loads_local_torchvision_weights_file(tmp_path):
     torch.save(net.state_dict(), f)
     bb = build_backbone("resnet18", weights_path=f).eval()
     x = torch.rand(2, 3, 64, 64)
-    with torch.no_grad():
-        assert torch.equal(bb.features(x), _trunk(net, x))
+    with torch.no_grad():  # equal up to rounding: the 2x2 maps of layer4 convolve as one GEMM on the CPU
+        torch.testing.assert_close(bb.features(x), _trunk(net, x), rtol=1e-5, atol=1e-5)
     assert bb.weights_file == str(f)
 
 

@@ -48,6 +48,7 @@ import torch
 from torch import nn
 
 from ..core.errors import CheckpointError, ConfigError, ShapeError
+from .conv import use_small_map_convs
 
 _REGISTRY: dict[str, Callable[..., "Backbone"]] = {}
 
@@ -80,7 +81,9 @@ def build_backbone(name: str, pretrained: bool | str = False, in_channels: int =
         raise ConfigError(f"unknown backbone '{name}'{hint} (available: {', '.join(list_backbones())})")
     if in_channels < 1:
         raise ConfigError(f"in_channels must be >= 1, got {in_channels}")
-    return _REGISTRY[name](pretrained=pretrained, in_channels=in_channels, weights_path=weights_path, **kwargs)
+    model = _REGISTRY[name](pretrained=pretrained, in_channels=in_channels, weights_path=weights_path, **kwargs)
+    # small late-stage maps (2x2-4x4 at the quick profiles' 48-64 px) convolve as one GEMM on the CPU
+    return use_small_map_convs(model)
 
 
 # ---------------------------------------------------------------------------------------- base
