@@ -70,6 +70,23 @@ def test_evaluation_outputs_and_tables(smoke):
     assert set(tabs) >= {"table1", "table2", "table4"}
 
 
+def test_pose_grouping_does_not_change_the_metrics(smoke):
+    """Evaluation pools the pose runs of several loader batches (``eval.pose_batch_size``) with the
+    ground-truth-class runs of the misclassified images: per-image results equal one batch at a time."""
+    from workbench.methods.compnet3d.evaluate import evaluate_split, load_trained
+
+    cfg, data, run_dir, _, _ = smoke
+    model = load_trained(cfg, run_dir, data, torch.device("cpu"))
+    outs = []
+    for group in (1, 64):
+        c = cfg.merged({"eval": {"batch_size": 2, "pose_batch_size": group, "max_images": 0}})
+        outs.append(evaluate_split(model, c, data, "test", torch.device("cpu"), data.median_distance))
+    a, b = outs
+    assert a["n"] == b["n"] == len(data.rows["test"]) > 2 and a["acc"] == b["acc"] and a["per_category"] == b["per_category"]
+    for key in ("pose", "pose_gt"):
+        assert a[key] == pytest.approx(b[key], abs=1e-6)
+
+
 def test_resume_is_a_no_op(smoke):
     cfg, data, run_dir, summary, metrics = smoke
     again = METHOD.train(cfg, run_dir, data=data)

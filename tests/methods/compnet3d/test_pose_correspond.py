@@ -167,3 +167,22 @@ def test_augmentation_keeps_projections_on_the_object():
     union = (again | warped).sum((1, 2)).float()
     assert (inter / union).min() > 0.9
     assert torch.allclose(out["image"][:, 0], out["image"][:, 1])
+
+
+def test_backface_culling_gives_the_same_fragments_on_cuboids():
+    """The category cuboids are closed and convex: culling back faces (used by the correspondences
+    and render-and-compare for speed) keeps the nearest face of every pixel, hence the same fragments."""
+    g = torch.Generator().manual_seed(3)
+    v, f = _mesh(size=(1.0, 0.5, 0.7), n=80)
+    N = 24
+    a = torch.rand(N, generator=g) * 2 * math.pi
+    e = (torch.rand(N, generator=g) - 0.5) * 2.6
+    th = (torch.rand(N, generator=g) - 0.5) * 1.0
+    R, T = pose_to_rt(a, e, th, 2.0 + 2 * torch.rand(N, generator=g))
+    focal = 40 + 30 * torch.rand(N, generator=g)
+    principal = 12 + 8 * torch.rand(N, 2, generator=g)
+    ref = rasterize([v] * N, [f] * N, R, T, focal, principal, (32, 32))
+    cull = rasterize([v] * N, [f] * N, R, T, focal, principal, (32, 32), cull_backfaces=True)
+    assert (ref.pix_to_face >= 0).float().mean() > 0.1
+    assert torch.equal(ref.pix_to_face, cull.pix_to_face)
+    assert torch.equal(ref.zbuf, cull.zbuf) and torch.equal(ref.bary_coords, cull.bary_coords)

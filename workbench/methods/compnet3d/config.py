@@ -138,6 +138,11 @@ class EvalSection(Config):
     max_images: int = 0
     """Cap on images per split (0 = all)."""
     batch_size: int = 16
+    pose_batch_size: int = 128
+    """Mesh model: images whose feature maps are gathered before their poses are estimated in one
+    render-and-compare batch (with the ground-truth-class poses of the misclassified ones). The
+    results do not depend on it; larger groups make fewer, larger rasterizer calls (faster on a
+    CPU) and hold more feature maps in memory."""
     pose: bool = True
     """Estimate pose (render-and-compare) besides classification."""
     gt_class_pose: bool = True
@@ -198,7 +203,7 @@ class CompNet3DConfig(Config):
             "loss": {"n_sample": 32},
             "bank": {"n_background": 2560},
             "pose": {"refine_steps": 300},
-            "eval": {"max_images": 0, "batch_size": 32},
+            "eval": {"max_images": 0, "batch_size": 32, "pose_batch_size": 32},
             "train": {"iterations": 20000, "batch_size": 32, "lr": 1e-4, "checkpoint_every": 1000,
                       "log_every": 50},
         },
@@ -226,5 +231,7 @@ class CompNet3DConfig(Config):
         for k in ("n_azimuth", "n_elevation", "n_theta"):
             if getattr(self.pose, k) < 1:
                 raise ConfigError(f"pose.{k} must be >= 1, got {getattr(self.pose, k)}")
+        if self.eval.pose_batch_size < 1:
+            raise ConfigError(f"eval.pose_batch_size must be >= 1, got {self.eval.pose_batch_size}")
         if self.pose.refine_steps < 0:
             raise ConfigError(f"pose.refine_steps must be >= 0, got {self.pose.refine_steps}")

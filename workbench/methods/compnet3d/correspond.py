@@ -50,17 +50,19 @@ class Correspondence:
                               self.fg_cells[i])
 
 
-def rasterize(verts_list, faces_list, R, T, focal, principal, image_size):
+def rasterize(verts_list, faces_list, R, T, focal, principal, image_size, cull_backfaces: bool = False):
     """Rasterize one mesh per camera (``faces_per_pixel=1``, no blur) -> ``Fragments``.
 
     ``focal (N,)`` and ``principal (N, 2)`` in pixels of the ``image_size (H, W)`` grid.
+    ``cull_backfaces`` skips faces turned away from the camera: the same nearest face at every
+    pixel for closed convex meshes with outward faces (the category cuboids), at about half the cost.
     """
     from ...geometry.mesh import Meshes
     from ...render import MeshRasterizer, RasterizationSettings
 
     cams = pinhole_cameras(R, T, focal, principal, image_size)
     settings = RasterizationSettings(image_size=tuple(int(s) for s in image_size), blur_radius=0.0,
-                                     faces_per_pixel=1, bin_size=0)
+                                     faces_per_pixel=1, bin_size=0, cull_backfaces=cull_backfaces)
     return MeshRasterizer(cameras=cams, raster_settings=settings)(Meshes(verts=list(verts_list),
                                                                         faces=list(faces_list)))
 
@@ -126,11 +128,12 @@ def compute_correspondences(verts: torch.Tensor, n_verts: torch.Tensor, faces_li
     verts_list = [verts[int(y), : int(n_verts[int(y)])] for y in labels.tolist()]
     frags = rasterize(verts_list, [faces_list[int(y)] for y in labels.tolist()], R, T,
                       focal * (rw / W), principal * torch.tensor([rw / W, rh / H], device=principal.device),
-                      (rh, rw))
+                      (rh, rw), cull_backfaces=True)   # cuboids are closed and convex
     zbuf = frags.zbuf[..., 0]                                           # (B, rh, rw), -1 empty
     zb = _sample_depth(zbuf, uv * torch.tensor([rw / W, rh / H], device=uv.device))   # (B, K)
-    ext = torch.stack([(verts[y, : int(n_verts[y])].amax(0) - verts[y, : int(n_verts[y])].amin(0)).max()
-                       for y in range(verts.shape[0])])                 # (Y,)
+    real = (torch.arange(K, device=verts.device)[None] < n_verts[:, None])[..., None]        # (Y, K, 1)
+    ext = (verts.masked_fill(~real, float("-inf")).amax(1)
+           - verts.masked_fill(~real, float("inf")).amin(1)).amax(1)    # (Y,) largest cuboid side
     unoccluded = (zb < 0) | (z <= zb + depth_tol * ext[labels][:, None])
     visible = inside & unoccluded
     cover = (frags.pix_to_face[..., 0] >= 0).float()[:, None]           # (B, 1, rh, rw)

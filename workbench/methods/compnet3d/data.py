@@ -44,11 +44,18 @@ class ViewsTask(Dataset):
                           torch.tensor(df["distance"].to_numpy()[self.rows], dtype=torch.float32)) \
             if self.rows else (torch.zeros(0, 3, 3), torch.zeros(0, 3))
         self._R, self._T = R, T
+        cols = {}
         for col in ("azimuth", "elevation", "theta", "distance", "focal", "px", "py"):
             vals = df[col].to_numpy()[self.rows]
             if len(vals) and not np.isfinite(vals).all():
                 bad = self.rows[int(np.flatnonzero(~np.isfinite(vals))[0])]
                 raise DataError(f"{index.root / 'index.parquet'}: row {bad} has a non-finite '{col}'")
+            cols[col] = torch.tensor(vals.astype(np.float64), dtype=torch.float64).float()
+        # per-item values read once (``__getitem__`` runs once per image and step: no DataFrame access)
+        self._cols = cols
+        self._principal = torch.stack([cols["px"], cols["py"]], 1) if self.rows else torch.zeros(0, 2)
+        self._cats = [str(c) for c in df["category"].to_numpy()[self.rows]]
+        self._labels = torch.tensor([class_ids.get(c, -1) for c in self._cats], dtype=torch.long)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -61,22 +68,21 @@ class ViewsTask(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         r = self.rows[i]
-        df = self.index.df
-        cat = str(df.at[r, "category"])
+        c = self._cols
         image, mask = self._load(r)
         return {
             "image": image,
             "mask": mask,
-            "label": torch.tensor(self.class_ids.get(cat, -1)),
-            "azimuth": torch.tensor(float(df.at[r, "azimuth"])),
-            "elevation": torch.tensor(float(df.at[r, "elevation"])),
-            "theta": torch.tensor(float(df.at[r, "theta"])),
-            "distance": torch.tensor(float(df.at[r, "distance"])),
+            "label": self._labels[i].clone(),
+            "azimuth": c["azimuth"][i].clone(),
+            "elevation": c["elevation"][i].clone(),
+            "theta": c["theta"][i].clone(),
+            "distance": c["distance"][i].clone(),
             "R": self._R[i], "T": self._T[i],
-            "focal": torch.tensor(float(df.at[r, "focal"])),
-            "principal": torch.tensor([float(df.at[r, "px"]), float(df.at[r, "py"])]),
+            "focal": c["focal"][i].clone(),
+            "principal": self._principal[i].clone(),
             "index": torch.tensor(r),
-            "category_name": cat,
+            "category_name": self._cats[i],
         }
 
     def _load(self, r: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -102,89 +102,144 @@ def _summ(errors: list[torch.Tensor]) -> dict[str, float]:
     return {k: float(v) for k, v in s.items()}
 
 
+def _pose_jobs(predictor: "CompNetPredictor", cfg: CompNet3DConfig, split: str, fmap: torch.Tensor,
+               labels: torch.Tensor, focal: torch.Tensor, principal: torch.Tensor, R_gt: torch.Tensor,
+               mask: torch.Tensor | None = None):
+    """Classification and pose of a group of images (any number of loader batches).
+
+    Every render-and-compare run of the group goes through one :meth:`CompNetPredictor.pose` call:
+    the predicted class's pose of every image *and* the ground-truth class's pose of the
+    misclassified ones (a correctly classified image reuses its prediction). Each image's pose is
+    independent of the others in the call (per-image grid search, element-wise Adam on a summed
+    loss), so grouping only removes per-call rasterizer overhead.
+
+    ``fmap (N, D, h, w)``, ``labels (N,)``, ``focal (N,)`` / ``principal (N, 2)`` at feature
+    resolution, ``R_gt (N, 3, 3)``; ``mask (N, 1, H, W)`` restricts eq 7 (``eval.gt_crop``).
+
+    Returns ``pred (N,)``, ``err_pred (N,)`` float64 or None, ``err_gt (N,)`` float64 or None.
+    """
+    N = fmap.shape[0]
+    if split == "unknown":
+        res, pred = predictor.zero_shot_pose(fmap, focal, principal)
+        return pred, rotation_error(res.R, R_gt).cpu(), None
+    S = predictor.classify(fmap, mask)
+    pred = S.argmax(1)
+    if not cfg.eval.pose:
+        return pred, None, None
+    idx = torch.arange(N, device=fmap.device)
+    classes = pred
+    wrong = torch.zeros(0, dtype=torch.long, device=fmap.device)
+    if cfg.eval.gt_class_pose:
+        wrong = (pred != labels).nonzero(as_tuple=True)[0]
+        idx = torch.cat([idx, wrong])
+        classes = torch.cat([pred, labels[wrong]])
+    res = predictor.pose(fmap[idx], classes, focal[idx], principal[idx])
+    err = rotation_error(res.R, R_gt[idx]).cpu()
+    err_pred = err[:N]
+    err_gt = None
+    if cfg.eval.gt_class_pose:
+        err_gt = err_pred.clone()
+        err_gt[wrong.cpu()] = err[N:]
+    return pred, err_pred, err_gt
+
+
 def evaluate_split(model, cfg: CompNet3DConfig, data: TaskData, split: str, device,
-                   distance: float) -> dict[str, Any]:
-    """Accuracy and pose metrics of one split (``unknown`` gives zero-shot pose per category)."""
+                   distance: float, predictor: "CompNetPredictor | None" = None) -> dict[str, Any]:
+    """Accuracy and pose metrics of one split (``unknown`` gives zero-shot pose per category).
+
+    The mesh model's feature maps are gathered over ``eval.pose_batch_size`` images before the
+    poses of the group are estimated in one batch (see :func:`_pose_jobs`); the results do not
+    depend on the grouping. Pass one ``predictor`` for several splits to reuse its cached
+    grid-pose renders (they depend only on the class meshes and the camera).
+    """
     loader = data.loader(split, batch_size=cfg.eval.batch_size, max_images=cfg.eval.max_images)
     is_compnet = isinstance(model, NeuralMeshModel)
-    predictor = CompNetPredictor(model, cfg, distance) if is_compnet else None
-    correct, n = 0, 0
+    if is_compnet and predictor is None:
+        predictor = CompNetPredictor(model, cfg, distance)
+    group = max(int(cfg.eval.pose_batch_size), 1)
+    preds, labels_all, names = [], [], []
     err_pred, err_gt = [], []
-    per_cat: dict[str, dict] = {}
-    used: dict[str, Counter] = {}
+    pending: list[dict] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        cat = {k: torch.cat([p[k] for p in pending]) for k in ("fmap", "label", "focal", "principal", "R")}
+        mask = torch.cat([p["mask"] for p in pending]) if cfg.eval.gt_crop else None
+        p, e, eg = _pose_jobs(predictor, cfg, split, cat["fmap"], cat["label"], cat["focal"], cat["principal"],
+                              cat["R"], mask)
+        preds.append(p.cpu())
+        if e is not None:
+            err_pred.append(e)
+        if eg is not None:
+            err_gt.append(eg)
+        pending.clear()
+
     t0 = time.perf_counter()
+    n_pending = 0
     for batch in loader:
         images = batch["image"].to(device)
         labels = batch["label"].to(device)
         R_gt = batch["R"].to(device)
+        labels_all.append(batch["label"].cpu())
+        names.extend(batch["category_name"])
         if is_compnet:
             fmap = predictor.features(images)
             focal, principal = feature_intrinsics(batch, data.image_size, fmap.shape[-2:], device)
-            if split == "unknown":
-                res, classes = predictor.zero_shot_pose(fmap, focal, principal)
-                pred = classes
-            else:
-                S = predictor.classify(fmap, batch["mask"].to(device) if cfg.eval.gt_crop else None)
-                pred = S.argmax(1)
-                res = predictor.pose(fmap, pred, focal, principal) if cfg.eval.pose else None
-            if res is not None:
-                err_pred.append(rotation_error(res.R, R_gt).cpu())
-            if split != "unknown" and cfg.eval.pose and cfg.eval.gt_class_pose:
-                same = pred == labels
-                e_gt = torch.empty(labels.shape[0], dtype=torch.float64)
-                if same.any():
-                    e_gt[same.cpu()] = err_pred[-1][same.cpu()]
-                if (~same).any():
-                    idx = (~same).nonzero(as_tuple=True)[0]
-                    r2 = predictor.pose(fmap[idx], labels[idx], focal[idx], principal[idx])
-                    e_gt[idx.cpu()] = rotation_error(r2.R, R_gt[idx]).cpu()
-                err_gt.append(e_gt)
+            item = {"fmap": fmap, "label": labels, "focal": focal, "principal": principal, "R": R_gt}
+            if cfg.eval.gt_crop:
+                item["mask"] = batch["mask"].to(device)
+            pending.append(item)
+            n_pending += images.shape[0]
+            if n_pending >= group:
+                flush()
+                n_pending = 0
         else:
             with torch.no_grad():
                 logits, pose_logits = model(images)
-            pred = logits.argmax(1)
+            preds.append(logits.argmax(1).cpu())
             a, e, th = bins_to_angles(pose_logits.argmax(-1), model.bins)
             R_p, _ = pose_to_rt(a, e, th, torch.ones_like(a))
             err_pred.append(rotation_error(R_p, R_gt).cpu())
-        correct += int((pred == labels).sum()) if split != "unknown" else 0
-        n += labels.shape[0]
-        if split != "unknown":
-            for i, name in enumerate(batch["category_name"]):
-                d = per_cat.setdefault(name, {"errors": [], "correct": 0, "n": 0})
-                d["correct"] += int(pred[i] == labels[i])
-                d["n"] += 1
-                if err_pred:
-                    d["errors"].append(float(err_pred[-1][i]))
-        if split == "unknown":
-            names = batch["category_name"]
-            errs = err_pred[-1]
-            for i, name in enumerate(names):
-                d = per_cat.setdefault(name, {"errors": []})
-                d["errors"].append(float(errs[i]))
-                used.setdefault(name, Counter())[data.class_names[int(pred[i])]] += 1
+    if is_compnet:
+        flush()
+    pred = torch.cat(preds) if preds else torch.zeros(0, dtype=torch.long)
+    target = torch.cat(labels_all) if labels_all else torch.zeros(0, dtype=torch.long)
+    errs = torch.cat(err_pred) if err_pred else None
+    n = int(target.shape[0])
     out: dict[str, Any] = {"n": n, "time_s": time.perf_counter() - t0}
     if split != "unknown":
-        out["acc"] = correct / max(n, 1)
+        out["acc"] = int((pred == target).sum()) / max(n, 1)
     if err_pred:
         out["pose"] = _summ(err_pred)
     if err_gt:
         out["pose_gt"] = _summ(err_gt)
     if split != "unknown":
+        per_cat: dict[str, dict] = {}
+        for i, name in enumerate(names):
+            d = per_cat.setdefault(name, {"errors": [], "correct": 0, "n": 0})
+            d["correct"] += int(pred[i] == target[i])
+            d["n"] += 1
+            if errs is not None:
+                d["errors"].append(float(errs[i]))
         out["per_category"] = {
             name: {"n": d["n"], "acc": d["correct"] / max(d["n"], 1),
                    **({"pose_acc_pi6": float(pose_summary(torch.tensor(d["errors"], dtype=torch.float64))["acc_pi6"])}
                       if d["errors"] else {})}
             for name, d in sorted(per_cat.items())}
-    if split == "unknown":
+    else:
         out["per_category"] = {}
-        for name, d in sorted(per_cat.items()):
-            s = pose_summary(torch.tensor(d["errors"], dtype=torch.float64))
-            cnt = used[name]
-            total = sum(cnt.values())
-            top, top_n = cnt.most_common(1)[0]
+        by_cat: dict[str, list[int]] = {}
+        for i, name in enumerate(names):
+            by_cat.setdefault(name, []).append(i)
+        for name, rows in sorted(by_cat.items()):
+            s = pose_summary(errs[rows])
+            cnt = Counter(data.class_names[int(pred[i])] for i in rows) if is_compnet else Counter()
+            top, top_n = cnt.most_common(1)[0] if cnt else (None, 0)
             out["per_category"][name] = {
-                "n": len(d["errors"]), **{k: float(v) for k, v in s.items()},
-                "used_class": top if is_compnet else None, "used_fraction": top_n / total if is_compnet else None,
+                "n": len(rows), **{k: float(v) for k, v in s.items()},
+                "used_class": top if is_compnet else None,
+                "used_fraction": top_n / len(rows) if is_compnet else None,
                 "used_counts": dict(cnt) if is_compnet else None,
             }
     return out
@@ -211,13 +266,14 @@ def evaluate(cfg: CompNet3DConfig, run_dir: Path, data: TaskData | None = None,
     distance = cfg.pose.distance or data.median_distance
     wanted = splits or list(cfg.eval.splits)
     results: dict[str, Any] = {"splits": {}, "skipped": []}
+    predictor = CompNetPredictor(model, cfg, distance) if isinstance(model, NeuralMeshModel) else None
     for split in wanted:
         if split not in data.available_splits:
             log.warning("split '%s' is not in the dataset (%s); skipped", split, ", ".join(data.available_splits))
             results["skipped"].append(split)
             continue
         log.info("evaluating %s on %s", run_dir.name, split)
-        results["splits"][split] = evaluate_split(model, cfg, data, split, device, distance)
+        results["splits"][split] = evaluate_split(model, cfg, data, split, device, distance, predictor)
     metrics = flat_metrics(results)
     summary_path = run_dir / "train_summary.json"
     if summary_path.is_file():

@@ -14,6 +14,8 @@ refined by Adam on the camera position ``C`` (3-vector) and ``theta`` (NOVUM: lr
 (0.4, 0.6)), with gradients through the rasterizer's barycentrics; the last iterate is returned.
 
 Cameras are pinhole cameras at feature resolution: focal and principal point divided by the stride.
+The class meshes are closed convex cuboids seen from outside, so back faces are culled before
+rasterization (the nearest face of every pixel is a front face: same fragments, less work).
 """
 from __future__ import annotations
 
@@ -181,7 +183,8 @@ class RenderAndCompare:
             R, T = pose_to_rt(a, e, th, torch.full_like(a, self.distance))
             v, f = self._mesh(y)
             frags = rasterize([v] * P, [f] * P, R, T, torch.full((P,), float(focal), device=v.device),
-                              torch.tensor([[w / 2, h / 2]], dtype=v.dtype, device=v.device).expand(P, 2), size)
+                              torch.tensor([[w / 2, h / 2]], dtype=v.dtype, device=v.device).expand(P, 2), size,
+                              cull_backfaces=True)
             faces_packed = torch.cat([f + i * v.shape[0] for i in range(P)])
             first = torch.arange(P, device=v.device) * v.shape[0]
             vidx, bary = fragments_to_local(frags, faces_packed, first, torch.arange(P, device=v.device))
@@ -254,7 +257,8 @@ class RenderAndCompare:
 
         def evaluate():
             R, T = rt_from_camera(C, theta)
-            frags = rasterize([m[0] for m in meshes], [m[1] for m in meshes], R, T, focal, principal, size)
+            frags = rasterize([m[0] for m in meshes], [m[1] for m in meshes], R, T, focal, principal, size,
+                              cull_backfaces=True)
             vidx, bary = fragments_to_local(frags, faces_packed, first, torch.arange(B, device=C.device))
             loss = fragment_loss(G, bgmax, vidx[:, None], bary[:, None])[:, 0]
             return R, T, loss
