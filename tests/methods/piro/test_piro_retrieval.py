@@ -162,3 +162,34 @@ def test_knn_search_torch_matches_brute_force_with_ties():
         ref = sorted(range(60), key=lambda j: (dist[j], j))[:5]
         assert i[r].tolist() == ref
     assert i[0, :2].tolist() == [3, 10]                   # the duplicate comes after, by index
+
+
+def test_within_category_map_matches_brute_force_and_hand_case():
+    from workbench.methods.piro.retrieval import ranking_map, within_category_map
+
+    rng = np.random.default_rng(5)
+    n_obj, v = 12, 4
+    e = rng.normal(size=(n_obj * v, 3))
+    obj = np.repeat(np.arange(n_obj), v)
+    cat = np.repeat(np.arange(n_obj) % 3, v)                     # 3 categories of 4 objects
+    aps = []
+    for i in range(len(e)):
+        idx = [j for j in range(len(e)) if j != i and cat[j] == cat[i]]
+        dist = ((e[idx] - e[i]) ** 2).sum(1)
+        order = [idx[j] for j in np.argsort(dist, kind="stable")]
+        aps.append(average_precision(obj[order] == obj[i]))
+    assert within_category_map(e, obj, cat) == pytest.approx(np.mean(aps), abs=1e-12)
+    # a single category: the same as the full-gallery SV object mAP (self excluded)
+    full = ranking_map(e, e, obj, obj, exclude=np.arange(len(e)))
+    assert within_category_map(e, obj, np.zeros_like(cat)) == pytest.approx(full, abs=1e-12)
+
+    # hand case on a line: category 0 = object 0 (views 0.0, 0.35) and object 1 (0.12, 0.2);
+    # category 1 = object 2 (5.0, 5.1). View 0.0 ranks 0.12 (o1), 0.2 (o1), 0.35 (o0): AP 1/3;
+    # 0.35 ranks 0.2, 0.12, 0.0: AP 1/3; 0.12 and 0.2 are each other's nearest: AP 1; category 1: AP 1.
+    x = np.array([[0.0], [0.35], [0.12], [0.2], [5.0], [5.1]])
+    o = np.array([0, 0, 1, 1, 2, 2])
+    c = np.array([0, 0, 0, 0, 1, 1])
+    expected = (1 / 3 + 1 / 3 + 1 + 1 + 1 + 1) / 6
+    assert within_category_map(x, o, c) == pytest.approx(expected)
+    with pytest.raises(Exception, match="within_category_map"):
+        within_category_map(x, o[:-1], c)

@@ -47,6 +47,8 @@ def test_end_to_end_beats_chance(trained, toy):
     for k in ("sv_cat_map", "mv_cat_map", "sv_obj_map", "mv_obj_map"):
         assert 0.0 <= m[k] <= 100.0
     assert m["sv_cat_map_noself"] <= m["sv_cat_map"] + 1e-9
+    # within-category SV object retrieval (diagnostic): a gallery of the query's own category only
+    assert 0.0 <= m["sv_obj_map_within_cat"] <= 100.0
 
 
 def test_run_files_and_rho_tracking(trained):

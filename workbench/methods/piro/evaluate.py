@@ -3,7 +3,8 @@
 ``evaluate(cfg, run_dir)`` loads ``checkpoint.pt``, embeds the train split (the gallery) and the
 test split (the probes), computes the eight tasks of :func:`~.retrieval.eight_tasks` with the
 official protocol (and the category mAPs without the query itself, ``*_noself``; and
-``sv_obj_acc_within_cat``, SV object recognition among the views of the query's own category), the Fig. 6
+``sv_obj_acc_within_cat`` and ``sv_obj_map_within_cat``, SV object recognition and retrieval among the
+views of the query's own category, the fine-grained setting PiRO's object loss targets), the Fig. 6
 separation statistics of the test objects in both spaces, and writes
 
 * ``eval.json`` (flat ``{metric: value}``; accuracies/mAPs x100; undefined values, e.g. rho
@@ -26,7 +27,8 @@ from ...core.device import get_device
 from ...core.io import save_torch, write_json
 from .config import PiroConfig
 from .data import MultiViewSplit
-from .retrieval import eight_tasks, ranking_map, resolve_backend, separation_stats, within_category_nn_accuracy
+from .retrieval import (eight_tasks, ranking_map, resolve_backend, separation_stats, within_category_map,
+                        within_category_nn_accuracy)
 from .train import EARLY_STOP_FILE, embed_split, load_data, load_trained
 
 log = logging.getLogger(__name__)
@@ -34,7 +36,8 @@ log = logging.getLogger(__name__)
 
 def compute_metrics(train_emb: Mapping[str, torch.Tensor], test_emb: Mapping[str, torch.Tensor],
                     k: int = 10, backend: str = "auto", exclude_self: bool = False) -> dict[str, float]:
-    """The eight tasks, the no-self category mAPs and test separation stats from embeddings."""
+    """The eight tasks, the no-self category mAPs, the within-category SV object diagnostics and the
+    test separation stats from embeddings."""
     res = eight_tasks(train_emb["cat_sv"], train_emb["cat_mv"], train_emb["categories"],
                       test_emb["cat_sv"], test_emb["cat_mv"], test_emb["obj_sv"], test_emb["categories"],
                       test_emb["obj_mv_ref"], test_emb["obj_mv_query"], k=k, backend=backend,
@@ -46,7 +49,9 @@ def compute_metrics(train_emb: Mapping[str, torch.Tensor], test_emb: Mapping[str
     res["mv_cat_map_noself"] = 100.0 * ranking_map(test_emb["cat_mv"], test_emb["cat_mv"], test_emb["categories"],
                                                    test_emb["categories"], exclude=torch.arange(n))
     obj_v = torch.arange(n).repeat_interleave(v)
-    res["sv_obj_acc_within_cat"] = 100.0 * within_category_nn_accuracy(test_emb["obj_sv"].reshape(n * v, -1), obj_v, cv)
+    obj_sv = test_emb["obj_sv"].reshape(n * v, -1)
+    res["sv_obj_acc_within_cat"] = 100.0 * within_category_nn_accuracy(obj_sv, obj_v, cv)
+    res["sv_obj_map_within_cat"] = 100.0 * within_category_map(obj_sv, obj_v, cv)
     for space in ("obj", "cat"):
         s = separation_stats(test_emb[f"{space}_sv"], test_emb["categories"])
         res.update({f"{key}_{space}": val for key, val in s.items()})

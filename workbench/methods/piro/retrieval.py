@@ -210,6 +210,35 @@ def within_category_nn_accuracy(emb: Any, objects: Any, categories: Any) -> floa
     return float((obj[nn] == obj)[valid].double().mean()) if valid.any() else float("nan")
 
 
+def within_category_map(emb: Any, objects: Any, categories: Any) -> float:
+    """SV object retrieval mAP where each view ranks only the other views of its own category.
+
+    The fine-grained counterpart of ``sv_obj_map`` (a diagnostic, not one of the eight tasks, like
+    :func:`within_category_nn_accuracy`): it measures how well the object space orders the views of
+    the query's own object before those of the *same-category* objects, ignoring where views of
+    other categories fall. A space that clusters categories but cannot tell objects apart (PiRO-SE)
+    scores about chance here, while it scores well above chance on the full-gallery ``sv_obj_map``
+    (all positives sit among the query's own category, a fraction of the gallery).
+
+    Args:
+        emb ``(M, D)`` SV embeddings, objects ``(M,)`` and categories ``(M,)`` their labels.
+    Returns:
+        mAP in [0, 1] over all M queries (self excluded; relevant = same object).
+    """
+    e = _t(emb)
+    obj, cat = _t(objects, torch.int64), _t(categories, torch.int64)
+    if e.ndim != 2 or obj.shape != (e.shape[0],) or cat.shape != (e.shape[0],):
+        raise ShapeError(f"within_category_map: expected emb (M, D), objects and categories (M,), got "
+                         f"{tuple(e.shape)}, {tuple(obj.shape)}, {tuple(cat.shape)}")
+    total, count = 0.0, 0
+    for c in cat.unique():
+        ids = torch.nonzero(cat == c).squeeze(1)
+        m = ids.numel()
+        total += m * ranking_map(e[ids], e[ids], obj[ids], obj[ids], exclude=torch.arange(m))
+        count += m
+    return total / count if count else float("nan")
+
+
 def eight_tasks(train_cat_sv: Any, train_cat_mv: Any, train_categories: Any,
                 test_cat_sv: Any, test_cat_mv: Any, test_obj_sv: Any, test_categories: Any,
                 ref_obj_mv: Any, query_obj_mv: Any, k: int = 10, backend: str = "auto",
