@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from ...core.errors import DataError
 from ...core.io import write_json
 from ...core.seed import seed_everything
-from ...train import Callback, Trainer, build_scheduler, load_checkpoint, step_batches
+from ...train import Callback, Trainer, build_optimizer, build_scheduler, load_checkpoint, step_batches
 from .config import PiroConfig
 from .data import MultiViewSplit, load_split
 from .losses import PiroCriterion
@@ -229,7 +229,7 @@ def train(cfg: PiroConfig, run_dir: str | Path, data: Mapping[str, MultiViewSpli
     model = build_model(cfg.model, backbone_factory)
     criterion = build_criterion(cfg, tr.num_classes)
     params = [p for p in list(model.parameters()) + list(criterion.parameters()) if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=tcfg.lr, betas=tuple(tcfg.betas), weight_decay=tcfg.weight_decay)
+    optimizer = build_optimizer(params, tcfg)  # Adam as the official code (fused)
     scheduler = build_scheduler(optimizer, tcfg)
 
     sampler = PairSampler(tr.categories.numpy(), tcfg.batch_size, tr.num_views, cfg.sampling.n_views, seed=cfg.seed)

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from ...core.errors import ConfigError
 from ...core.seed import seed_everything
-from ...train import ResumableLoader, Trainer, build_scheduler
+from ...train import ResumableLoader, Trainer, build_optimizer, build_scheduler
 from .augment import EquivarianceAugment, flip_images, flip_keypoints, flip_points, flip_pose
 from .config import TTPConfig
 from .data import TTPDataset, dataset_root
@@ -187,13 +187,7 @@ def _optimizer(model: TTPModel, cfg: TTPConfig) -> torch.optim.Optimizer:
         groups.append({"params": head, "lr": cfg.train.head_lr})
     if basis:
         groups.append({"params": basis, "lr": cfg.train.basis_lr})
-    t = cfg.train
-    # the fused (Adam) / multi-tensor (SGD) updates: the same update rule as torch's CPU default, the
-    # per-parameter loop, which costs ~45 ms a step for ResNet-18 at 1 thread (fused: ~12 ms)
-    if t.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay, foreach=True)
-    cls = torch.optim.AdamW if t.optimizer == "adamw" else torch.optim.Adam
-    return cls(groups, lr=t.lr, betas=tuple(t.betas), weight_decay=t.weight_decay, fused=True)
+    return build_optimizer(groups, cfg.train)  # fused Adam / multi-tensor SGD
 
 
 def train(cfg: TTPConfig, run_dir: str | Path, resume: bool = True, callbacks=()) -> dict:
