@@ -137,6 +137,8 @@ class EvalSection(Config):
     """Dataset splits to evaluate (those absent from the dataset are skipped with a warning)."""
     max_images: int = 0
     """Cap on images per split (0 = all)."""
+    figures: bool = True
+    """Write ``figures/predictions.png`` (+ ``.pdf``): predicted class and pose over a few images per split."""
     batch_size: int = 16
     pose_batch_size: int = 128
     """Mesh model: images whose feature maps are gathered before their poses are estimated in one
@@ -182,7 +184,7 @@ class CompNet3DConfig(Config):
             "loss": {"n_sample": 8, "calib_every": 10},
             "bank": {"n_background": 64, "bg_per_image": 2},
             "pose": {"n_azimuth": 8, "n_elevation": 2, "n_theta": 1, "refine_steps": 3},
-            "eval": {"max_images": 16, "batch_size": 8},
+            "eval": {"max_images": 16, "batch_size": 8, "figures": False},
             "train": {"iterations": 25, "batch_size": 8, "lr": 3e-3, "checkpoint_every": 25,
                       "log_every": 5, "eval_every": 0, "progress": False},
         },

@@ -284,11 +284,71 @@ def evaluate(cfg: CompNet3DConfig, run_dir: Path, data: TaskData | None = None,
     results["model_kind"] = cfg.model.kind
     results["contrast"] = cfg.loss.contrast
     results["profile"] = cfg.data.profile
+    if predictor is not None and cfg.eval.figures:
+        write_run_figures(predictor, data, run_dir, distance)
     tabs = run_tables(results, cfg)
     write_json(run_dir / "tables.json", {k: v.to_dict(orient="records") for k, v in tabs.items()})
     write_text(run_dir / "tables.md", tables_markdown(tabs, title=f"{run_dir.name}"))
     write_json(run_dir / "eval.json", results)
     return metrics
+
+
+FIGURE_SPLITS = ("test", "occ_l2", "occ_l3", "corrupt_fog")
+
+
+def prediction_tiles(predictor: CompNetPredictor, data: TaskData, split: str, n: int, distance: float
+                     ) -> tuple[list, list]:
+    """The first ``n`` images of ``split`` with the predicted class's cuboid drawn at the estimated pose
+    (green: class right, red: wrong) and titles ``"pred (true) err deg"``."""
+    from ...geometry import rotation_error
+    from .viz import pose_overlay
+
+    model = predictor.model
+    dev = model.verts.device
+    batch = next(iter(data.loader(split, batch_size=n, max_images=n)))
+    images = batch["image"].to(dev)
+    fmap = predictor.features(images)
+    focal, principal = feature_intrinsics(batch, data.image_size, fmap.shape[-2:], dev)
+    classes = predictor.classify(fmap).argmax(1)
+    res = predictor.pose(fmap, classes, focal, principal)
+    err = torch.rad2deg(rotation_error(res.R, batch["R"].to(dev))).cpu()
+    tiles, titles = [], []
+    for i in range(images.shape[0]):
+        y, t = int(classes[i]), int(batch["label"][i])
+        verts, faces = model.verts[y, : int(model.n_verts[y])], model.faces[y]
+        ok = y == t
+        tiles.append(pose_overlay(batch["image"][i], verts, faces, res.R[i], res.T[i], float(batch["focal"][i]),
+                                  batch["principal"][i].tolist(), color=(0.1, 0.9, 0.3) if ok else (0.95, 0.2, 0.2)))
+        titles.append(f"{model.class_names[y]}" + ("" if ok else f" ({batch['category_name'][i]})")
+                      + f" {float(err[i]):.0f} deg")
+    return tiles, titles
+
+
+def write_run_figures(predictor: CompNetPredictor, data: TaskData, run_dir: Path, distance: float,
+                      n: int = 6) -> list[Path]:
+    """``figures/predictions.png`` (+ ``.pdf``): one row per split of :data:`FIGURE_SPLITS` present in the
+    data, the predicted class's cuboid at the render-and-compare pose over each image."""
+    from ...viz import export, image_grid
+
+    try:
+        tiles, titles, rows = [], [], []
+        for split in FIGURE_SPLITS:
+            if split not in data.available_splits:
+                continue
+            t, ti = prediction_tiles(predictor, data, split, n, distance)
+            t, ti = t + [t[-1] * 0 + 1] * (n - len(t)), ti + [""] * (n - len(ti))  # pad short splits
+            tiles += t
+            titles += ti
+            rows.append(split)
+        if not tiles:
+            return []
+        fig = image_grid(tiles, titles=titles, ncols=n, row_titles=rows, cell_size=150,
+                         title="compnet3d: predicted class and pose (green right class, red wrong; "
+                               "title: class (true) rotation error)")
+        return list(export(fig, Path(run_dir) / "figures" / "predictions", formats=("png", "pdf")))
+    except Exception as e:  # noqa: BLE001 -- figures are optional, metrics are not
+        log.warning("compnet3d: could not write figures for %s: %s", run_dir, e)
+        return []
 
 
 def flat_metrics(results: dict) -> dict[str, float]:
