@@ -286,3 +286,35 @@ def test_constant_texture_until_first_milestone():
             tex = seen[0]
             spread = float((tex - tex.mean((2, 3), keepdim=True)).abs().amax())
             assert (spread < 1e-6) == (step < 4), (step, spread)
+
+
+def test_generator_active_input_init_and_texture_lr_groups():
+    """``model.generator_input_init=active``: the generator's 1 x 1 input conv is initialised for the
+    fan-in of the first stage's code size (the only non-zero dimensions then), so its response to
+    those dimensions is ~sqrt(128 / 2) = 8x the default's; ``train.texture_lr_scale`` puts the texture
+    branch (code head + generator) in its own Adam group at ``lr x scale``."""
+    from workbench.methods.unicorn.model import Generator
+    from workbench.methods.unicorn.train import _optimizer
+
+    torch.manual_seed(0)
+    default, active = Generator(128, 16, 16, 8), Generator(128, 16, 16, 8, input_fan_in=2)
+    b_def, b_act = 1 / math.sqrt(128), 1 / math.sqrt(2)
+    assert float(default.inp.weight.abs().max()) <= b_def + 1e-6
+    assert b_def * 2 < float(active.inp.weight.abs().max()) <= b_act + 1e-6
+    with pytest.raises(ValueError):
+        Generator(8, 16, 16, 8, input_fan_in=0)
+
+    cfg = UnicornConfig.for_profile("smoke", ["train.texture_lr_scale=10", "model.generator_input_init=active"])
+    model = UnicornModel(cfg)
+    opt = _optimizer(model, cfg)
+    lrs = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+    assert len(lrs) == sum(1 for p in model.parameters() if p.requires_grad)
+    lr = cfg.train.lr
+    assert all(lrs[id(p)] == pytest.approx(10 * lr) for p in model.tex_gen.parameters())
+    assert all(lrs[id(p)] == pytest.approx(10 * lr) for p in model.texture_head.parameters())
+    assert all(lrs[id(p)] == pytest.approx(lr) for p in model.field.parameters())
+    bound = 1 / math.sqrt(cfg.model.texture_sizes[0])
+    assert float(model.tex_gen.inp.weight.abs().max()) > 1 / math.sqrt(model.dims[1])
+    assert float(model.tex_gen.inp.weight.abs().max()) <= bound + 1e-6
+    with pytest.raises(ConfigError):
+        _optimizer(model, UnicornConfig.for_profile("smoke", ["train.texture_lr_scale=0"]))

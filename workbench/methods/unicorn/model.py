@@ -117,13 +117,23 @@ class Generator(nn.Module):
     scale) is accumulated with bilinear upsampling; a sigmoid ends it. No normalisation layers.
     """
 
-    def __init__(self, latent_dim: int, size: int = 64, features: int = 128, min_features: int = 16):
+    def __init__(self, latent_dim: int, size: int = 64, features: int = 128, min_features: int = 16,
+                 input_fan_in: int | None = None):
+        """``input_fan_in``: if given, the 1 x 1 input conv is initialised as PyTorch's default for that
+        fan-in (uniform, bound ``1 / sqrt(input_fan_in)``) instead of ``latent_dim``: with progressive
+        conditioning only the first ``sizes[0]`` code dimensions are non-zero at first, so the default
+        (fan-in = the full latent) makes the texture nearly insensitive to its code."""
         super().__init__()
         self.latent_dim = latent_dim
         self.size = size
         n = int(round(math.log2(size)))
         chans = [max(features // 2 ** i, min_features) for i in range(n + 1)]
         self.inp = nn.Conv2d(max(latent_dim, 1), chans[0], 1)
+        if input_fan_in is not None:
+            if input_fan_in < 1:
+                raise ValueError(f"Generator: input_fan_in must be >= 1, got {input_fan_in}")
+            bound = 1.0 / math.sqrt(input_fan_in)
+            nn.init.uniform_(self.inp.weight, -bound, bound)
         self.blocks = nn.ModuleList(nn.Conv2d(chans[i], chans[i + 1], 3, padding=1) for i in range(n))
         self.rgb = nn.ModuleList(nn.Conv2d(c, 3, 1) for c in chans)
 
@@ -283,9 +293,12 @@ class UnicornModel(nn.Module):
         self.pose = PoseHeads(C, m.n_candidates, m.head_width, m.head_layers, m.angle_margin, m.elevation_range,
                               m.roll_range, m.translation_range)
         self.field = DeformationField(self.dims[0], m.field_width)
-        self.tex_gen = Generator(self.dims[1], m.texture_size, m.generator_features, m.generator_min_features)
+        active = m.generator_input_init == "active"
+        self.tex_gen = Generator(self.dims[1], m.texture_size, m.generator_features, m.generator_min_features,
+                                 input_fan_in=m.texture_sizes[0] if active else None)
         self.with_background = cfg.data.variant == "textured"
-        self.bg_gen = (Generator(self.dims[2], cfg.data.image_size, m.generator_features, m.generator_min_features)
+        self.bg_gen = (Generator(self.dims[2], cfg.data.image_size, m.generator_features, m.generator_min_features,
+                                 input_fan_in=m.background_sizes[0] if active else None)
                        if self.with_background else None)
         verts, faces, uvs = ellipsoid_template(m.template_level, m.template_scale)
         self.register_buffer("template", verts)

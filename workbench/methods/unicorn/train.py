@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from ...core.errors import ConfigError
 from ...core.seed import seed_everything
 from ...train import ResumableLoader, Trainer, build_scheduler
 from .bank import MemoryBank
@@ -178,9 +179,20 @@ class UnicornObjective(torch.nn.Module):
 
 
 def _optimizer(model: UnicornModel, cfg: UnicornConfig) -> torch.optim.Optimizer:
+    """Adam over all parameters; the texture branch (``texture_head``, ``tex_gen``) at
+    ``train.lr x train.texture_lr_scale`` (one group when the scale is 1)."""
     from ...train import build_optimizer
 
-    return build_optimizer(model, cfg.train)
+    scale = cfg.train.texture_lr_scale
+    if scale <= 0:
+        raise ConfigError(f"train.texture_lr_scale must be > 0, got {scale}")
+    if scale == 1.0:
+        return build_optimizer(model, cfg.train)
+    tex = {id(p) for mod in (model.texture_head, model.tex_gen) for p in mod.parameters()}
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if id(p) not in tex]},
+              {"params": [p for p in params if id(p) in tex], "lr": cfg.train.lr * scale}]
+    return build_optimizer(groups, cfg.train)
 
 
 def train(cfg: UnicornConfig, run_dir: str | Path, resume: bool = True, callbacks=()) -> dict:
