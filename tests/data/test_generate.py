@@ -186,6 +186,25 @@ def test_interrupted_generation_leaves_no_valid_dataset(tmp_path, monkeypatch):
     assert not partial.exists()
 
 
+def test_concurrent_generations_of_one_dataset_both_succeed(tmp_path):
+    """Two processes asking for the same dataset (parallel `workbench run` workers): one generates,
+    the other waits on the lock and reuses it, instead of failing on the final rename."""
+    import multiprocessing as mp
+
+    out = tmp_path / "views-shared"
+    ctx = mp.get_context("fork")
+    with ctx.Pool(2) as pool:
+        roots = pool.starmap(_generate_tiny, [(str(out),), (str(out),)])
+    assert roots == [str(out), str(out)]
+    assert DatasetIndex(out).validate()["rows"] > 0
+    assert not list(tmp_path.glob(".views-shared.partial-*"))
+
+
+def _generate_tiny(out: str) -> str:
+    torch.set_num_threads(1)
+    return str(generate("views", "smoke", 0, out=out, workers=0, overrides=TINY, progress=False))
+
+
 def test_cache_hit_and_mismatch(views_root):
     mtime = (views_root / "index.parquet").stat().st_mtime_ns
     t = time.time()

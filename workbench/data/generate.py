@@ -42,7 +42,7 @@ import pandas as pd
 
 from ..core.config import resolve_profile
 from ..core.errors import DataError
-from ..core.io import atomic_dir, write_text
+from ..core.io import atomic_dir, file_lock, write_text
 from ..core.paths import data_dir
 from .presets import Job, ViewSpec, plan, preset_config
 from .schema import DatasetIndex, write_index
@@ -442,22 +442,42 @@ def generate(preset: str, profile: str = "quick", seed: int = 0, out: str | os.P
             a ``forkserver``; see the module docstring.
         overrides: config overrides, e.g. ``["render.image_size=128", "train_instances=4"]``.
         force: regenerate even if a complete dataset exists at ``out``.
-    """
-    from tqdm.auto import tqdm
 
+    Concurrent calls for the same ``out`` (e.g. parallel workers of ``workbench run``) are serialised
+    by a lock file next to it: the first generates, the others wait and reuse its result.
+    """
     c_main = time.process_time()
     profile = resolve_profile(profile)
     cfg = preset_config(preset, profile, overrides)
     out = Path(out) if out is not None else default_output(preset, profile, seed, overrides)
     out = out.resolve()
     chash = _config_hash(cfg) + f"-s{seed}"
-    if out.exists() and not force:
-        if _is_complete(out, chash):
-            log.info("using cached dataset %s", out)
-            return out
-        raise DataError(f"{out} exists but is not a complete '{preset}' dataset for this config/seed "
-                        f"(generator {GENERATOR_VERSION}); delete it or pass force=True")
+
+    def cached() -> bool:
+        if out.exists() and not force:
+            if _is_complete(out, chash):
+                log.info("using cached dataset %s", out)
+                return True
+            raise DataError(f"{out} exists but is not a complete '{preset}' dataset for this config/seed "
+                            f"(generator {GENERATOR_VERSION}); delete it or pass force=True")
+        return False
+
+    if cached():
+        return out
     out.parent.mkdir(parents=True, exist_ok=True)
+    # one generator per dataset across processes (parallel runs of `workbench run` may need the same
+    # derived dataset): the others wait here, then reuse what the first one wrote
+    with file_lock(out.parent / f".{out.name}.lock"):
+        if cached():
+            return out
+        return _generate_into(preset, profile, seed, cfg, out, chash, workers, force, progress, c_main)
+
+
+def _generate_into(preset: str, profile: str, seed: int, cfg, out: Path, chash: str, workers: Optional[int],
+                   force: bool, progress: bool, c_main: float) -> Path:
+    """:func:`generate`'s work once the dataset directory is known to need (re)generating."""
+    from tqdm.auto import tqdm
+
     for p in clean_partials(out):
         log.warning("removed stale partial dataset %s", p)
     jobs, extra = plan(preset, cfg, seed)
