@@ -54,7 +54,11 @@ def main(argv=None) -> int:
         js = out / "benchmarks" / f"{script.stem}.json"
         if ok and js.is_file():
             data = json.loads(js.read_text())
-            for r in data.get("summary", []):
+            summary = data.get("summary", [])
+            if not isinstance(summary, list) or not all(isinstance(r, dict) for r in summary):
+                print(f"   {js.name}: 'summary' is not a list of rows; left out of the table", flush=True)
+                summary = []
+            for r in summary:
                 rows.append({"benchmark": script.stem, **r})
     lines = ["# Benchmarks", "", f"Machine: {_machine()}", "",
              "| benchmark | figure | ours | reference (same run) | ratio | target | unit |",
