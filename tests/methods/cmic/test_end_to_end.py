@@ -44,7 +44,10 @@ def test_smoke_predictions_and_shape_metrics_are_consistent(smoke_run):
     assert m["d_hau"] == pytest.approx(p["seen_d_hau"].mean().item())
     # the unseen gallery never holds the ground truth
     assert (p["unseen_d_hau"] > 0).all() and 0 < m["unseen_d_hau"] and 0 <= m["unseen_iou"] < 1
-    assert m["unseen_d_hau"] > m["d_hau"]
+    # where the seen gallery returned the ground truth, the unseen one (without it) is farther; the means
+    # are not ordered in general (a smoke model's seen misses can be farther than its unseen picks)
+    assert (p["unseen_d_hau"][hit] > p["seen_d_hau"][hit]).all()
+    assert m["unseen_d_hau"] == pytest.approx(p["unseen_d_hau"].mean().item())
     # colour-shift evaluation ran on the same photos
     assert 0 <= m["recolour_top1"] <= 1 and (p["recolour_source"] != torch.arange(len(hit))).all()
 
