@@ -21,6 +21,7 @@ import torch
 
 from ..core.errors import ShapeError
 from .fragments import Fragments, packed_of
+from . import cpu_kernels as _cpu
 from .rasterize_torch import _group_starts
 
 __all__ = ["BlendParams", "hard_rgb_blend", "sigmoid_alpha_blend", "softmax_rgb_blend", "layered_rgb_blend",
@@ -280,6 +281,12 @@ def layered_rgb_blend_packed(packed, colors: torch.Tensor, idx: torch.Tensor,
     _, _, d = packed.terms(idx)
     pix = packed.pix.index_select(0, idx)
     sigma = blend_params.sigma
+    if _cpu.use_cpu_kernels(colors) and d.dtype == colors.dtype:  # compiled scan (same values, one pass)
+        rgb, t_final = _cpu.LayeredBlendCPUFn.apply(pix, d, colors, float(sigma), N * H * W)
+        bg = _background(blend_params, C, colors)
+        if bg.dim() > 1:
+            bg = bg.expand(N, H, W, C).reshape(N * H * W, C)
+        return _image_out(rgb + t_final[:, None] * bg, 1.0 - t_final, N, H, W)
     dd = d.double()
     if sigma <= 0:
         occ = (dd <= 0).to(dd.dtype)

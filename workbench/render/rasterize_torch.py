@@ -24,6 +24,10 @@ Algorithm (cost follows the pixels covered by faces, not pixels x faces):
    (:class:`_PairTermsFn`). With ``until_opaque`` (layered compositing) the pairs hidden behind each
    pixel's nearest covering face are dropped before the blur-distance test and the sort.
 
+On CPU (float32), steps 1-5 run as compiled kernels instead (:mod:`~workbench.render.cpu_kernels`,
+numba): the same fragments bit for bit, one pass over each face's pixels instead of array passes over
+all candidate pairs. ``WB_RENDER_KERNELS=torch`` keeps this vectorised path, which is also the CUDA path.
+
 Known differences from pytorch3d: (1) edge functions are evaluated with the edge's endpoints in a
 canonical order, so faces sharing an edge get exactly opposite values (watertight), and a pixel
 centre exactly on an edge is inside only the face that owns the edge by the top-left rule
@@ -40,6 +44,7 @@ import torch
 
 from ..geometry.cameras import pixel_centers_ndc
 from .fragments import PackedFragments
+from . import cpu_kernels as _cpu
 
 __all__ = ["rasterize_packed", "pair_terms", "DEFAULT_MAX_PAIRS"]
 
@@ -634,7 +639,13 @@ def rasterize_packed(verts_ndc: torch.Tensor, faces: torch.Tensor, face_to_mesh:
         n_kept = 0
         reduced = False
         use_keys = K > 1 and 62 - _nbits(N * HW) - _nbits(max(F, 1)) >= 28
-        if until_opaque:  # layered compositing: slots behind the nearest covering face are invisible
+        compiled = _cpu.use_cpu_kernels(vd)
+        if compiled:  # same selection, compiled CPU kernel (rasterize_numba)
+            z_shift = 31 - min(31, 62 - _nbits(N * HW) - _nbits(max(F, 1))) if use_keys else 0
+            pix, rank, fsel, inside = _cpu.rasterize_packed_cpu(
+                tab, fv_all, lines, r_px, valid, box, face_to_mesh, N, xs, ys, K, blur_radius, perspective_correct,
+                clip_barycentric_coords, z_shift, until_opaque, max_slots=max(max_pairs, HW * K))
+        elif until_opaque:  # layered compositing: slots behind the nearest covering face are invisible
             z_shift = 31 - min(31, 62 - _nbits(N * HW) - _nbits(max(F, 1))) if use_keys else 0
             parts: List[Tuple[torch.Tensor, ...]] = []
             for f, xi, yi in _candidates(valid, box, lines, r_px, max_pairs, dev):
@@ -656,7 +667,7 @@ def rasterize_packed(verts_ndc: torch.Tensor, faces: torch.Tensor, face_to_mesh:
                     f, pix, pz, inside = f.index_select(0, ok), pix.index_select(0, ok), pz.index_select(0, ok), \
                         inside.index_select(0, ok)
                 kept.append((pix, pz, f, inside))
-        for f, xi, yi in (() if until_opaque else _candidates(valid, box, lines, r_px, max_pairs, dev)):
+        for f, xi, yi in (() if until_opaque or compiled else _candidates(valid, box, lines, r_px, max_pairs, dev)):
             ok, pz, inside = _coverage(tab, f, fv_of, xs.index_select(0, xi), ys.index_select(0, yi), blur_radius,
                                        perspective_correct, clip_barycentric_coords)
             if ok is not None:
@@ -669,7 +680,9 @@ def rasterize_packed(verts_ndc: torch.Tensor, faces: torch.Tensor, face_to_mesh:
                 kept = [(p_, z_, f_, i_)]
                 n_kept = p_.numel()
                 reduced = True
-        if kept:
+        if compiled:
+            pass
+        elif kept:
             pix, z, face, inside = _cat(kept)
             if use_keys and not reduced:
                 pix, fsel, inside, rank = _select_keys(pix, z, face, inside, K, N * HW, F)
@@ -696,7 +709,8 @@ class _TermsContext:
         within = pix % self.HW
         yi = torch.div(within, self.W, rounding_mode="floor")
         xi = within - yi * self.W
-        return _PairTermsFn.apply(self.verts_ndc, self.faces.index_select(0, face), self.xs.index_select(0, xi),
+        fn = _cpu.PairTermsCPUFn if _cpu.use_cpu_kernels(self.verts_ndc) else _PairTermsFn
+        return fn.apply(self.verts_ndc, self.faces.index_select(0, face), self.xs.index_select(0, xi),
                                   self.ys.index_select(0, yi), inside, self.perspective_correct, self.clip)
 
     def detach(self) -> "_TermsContext":
