@@ -65,18 +65,23 @@ if numba is not None:
     _CLIP_EPS = np.float32(1e-5)
 
     @njit(cache=True, error_model="numpy", nogil=True, inline="always")
-    def _seg_d2(px, py, ax, ay, bx, by):
-        """rasterize_torch._seg_dist2 for one pair, same float32 operations."""
+    def _seg_grad(px, py, ax, ay, bx, by):
+        """``(d, t, qx - px, qy - py)`` of rasterize_torch._seg_terms for one pair."""
         ex = bx - ax
         ey = by - ay
         l2 = ex * ex + ey * ey
         if not (l2 > _EPS):
-            return (px - bx) * (px - bx) + (py - by) * (py - by)
+            return (px - bx) * (px - bx) + (py - by) * (py - by), _F1, bx - px, by - py
         t = ((px - ax) * ex + (py - ay) * ey) / l2
         t = min(max(t, _F0), _F1)
         dx = ax + t * ex - px
         dy = ay + t * ey - py
-        return dx * dx + dy * dy
+        return dx * dx + dy * dy, t, dx, dy
+
+    @njit(cache=True, error_model="numpy", nogil=True, inline="always")
+    def _seg_d2(px, py, ax, ay, bx, by):
+        """rasterize_torch._seg_dist2 for one pair, same float32 operations."""
+        return _seg_grad(px, py, ax, ay, bx, by)[0]
 
     @njit(cache=True, error_model="numpy", nogil=True)
     def _raster_kernel(tab, fv, lines, thr, valid, box, face_start, b0, m0, m1, xs, ys, K, blur, use_blur, persp,
@@ -200,49 +205,51 @@ if numba is not None:
                 face[o + j] = keys[p, j] & mask
                 inside[o + j] = ins[p, j]
 
+    @njit(cache=True, error_model="numpy", nogil=True, inline="always")
+    def _pair_bary(x0, y0, z0, x1, y1, z1, x2, y2, z2, p, q, persp, clip):
+        """Barycentrics of pixel centre ``(p, q)`` in a face, as rasterize_torch._PairTermsFn.forward:
+        ``(area, raw w (3), perspective-corrected w (3), their raw sum, clipped sum, final w (3))``."""
+        area = (x2 - x0) * (y1 - y0) - (y2 - y0) * (x1 - x0) + _EPS
+        wr0 = ((p - x1) * (y2 - y1) - (q - y1) * (x2 - x1)) / area
+        wr1 = ((p - x2) * (y0 - y2) - (q - y2) * (x0 - x2)) / area
+        wr2 = ((p - x0) * (y1 - y0) - (q - y0) * (x1 - x0)) / area
+        wp0, wp1, wp2 = wr0, wr1, wr2
+        d_raw = area
+        if persp:
+            t0 = wr0 * z1 * z2
+            t1 = z0 * wr1 * z2
+            t2 = z0 * z1 * wr2
+            d_raw = t0 + t1 + t2
+            den = max(d_raw, _EPS)
+            wp0, wp1, wp2 = t0 / den, t1 / den, t2 / den
+        b0, b1, b2 = wp0, wp1, wp2
+        s_raw = area
+        if clip:
+            c0, c1, c2 = max(wp0, _F0), max(wp1, _F0), max(wp2, _F0)
+            s_raw = c0 + c1 + c2
+            s_ = max(s_raw, _CLIP_EPS)
+            b0, b1, b2 = c0 / s_, c1 / s_, c2 / s_
+        return area, wr0, wr1, wr2, wp0, wp1, wp2, d_raw, s_raw, b0, b1, b2
+
+    @njit(cache=True, error_model="numpy", nogil=True, inline="always")
+    def _face_verts(verts, ia, ib, ic):
+        """``x0, y0, z0, x1, y1, z1, x2, y2, z2`` of the face with vertex ids ``ia, ib, ic``."""
+        return (verts[ia, 0], verts[ia, 1], verts[ia, 2], verts[ib, 0], verts[ib, 1], verts[ib, 2],
+                verts[ic, 0], verts[ic, 1], verts[ic, 2])
+
     @njit(cache=True, error_model="numpy", nogil=True)
     def _terms_fwd(verts, corners, px, py, inside, persp, clip, i0, i1, bary, pz, sd):
         """PairTermsCPUFn forward, pair by pair (rasterize_torch._PairTermsFn.forward's formulas)."""
         for i in range(i0, i1):
-            a, b, c = corners[i, 0], corners[i, 1], corners[i, 2]
-            x0, y0, z0 = verts[a, 0], verts[a, 1], verts[a, 2]
-            x1, y1, z1 = verts[b, 0], verts[b, 1], verts[b, 2]
-            x2, y2, z2 = verts[c, 0], verts[c, 1], verts[c, 2]
+            x0, y0, z0, x1, y1, z1, x2, y2, z2 = _face_verts(verts, corners[i, 0], corners[i, 1], corners[i, 2])
             p, q = px[i], py[i]
-            area = (x2 - x0) * (y1 - y0) - (y2 - y0) * (x1 - x0) + _EPS
-            w0 = ((p - x1) * (y2 - y1) - (q - y1) * (x2 - x1)) / area
-            w1 = ((p - x2) * (y0 - y2) - (q - y2) * (x0 - x2)) / area
-            w2 = ((p - x0) * (y1 - y0) - (q - y0) * (x1 - x0)) / area
-            if persp:
-                t0 = w0 * z1 * z2
-                t1 = z0 * w1 * z2
-                t2 = z0 * z1 * w2
-                den = max(t0 + t1 + t2, _EPS)
-                w0, w1, w2 = t0 / den, t1 / den, t2 / den
-            if clip:
-                c0, c1, c2 = max(w0, _F0), max(w1, _F0), max(w2, _F0)
-                s = max(c0 + c1 + c2, _CLIP_EPS)
-                w0, w1, w2 = c0 / s, c1 / s, c2 / s
+            w0, w1, w2 = _pair_bary(x0, y0, z0, x1, y1, z1, x2, y2, z2, p, q, persp, clip)[9:]
             bary[i, 0], bary[i, 1], bary[i, 2] = w0, w1, w2
             pz[i] = w0 * z0 + w1 * z1 + w2 * z2
             d = _seg_d2(p, q, x0, y0, x1, y1)
             d = min(_seg_d2(p, q, x1, y1, x2, y2), d)
             d = min(_seg_d2(p, q, x2, y2, x0, y0), d)
             sd[i] = -d if inside[i] else d
-
-    @njit(cache=True, error_model="numpy", nogil=True, inline="always")
-    def _seg_grad(px, py, ax, ay, bx, by):
-        """``(d, t, qx - px, qy - py)`` of rasterize_torch._seg_terms for one pair."""
-        ex = bx - ax
-        ey = by - ay
-        l2 = ex * ex + ey * ey
-        if not (l2 > _EPS):
-            return (px - bx) * (px - bx) + (py - by) * (py - by), _F1, bx - px, by - py
-        t = ((px - ax) * ex + (py - ay) * ey) / l2
-        t = min(max(t, _F0), _F1)
-        dx = ax + t * ex - px
-        dy = ay + t * ey - py
-        return dx * dx + dy * dy, t, dx, dy
 
     @njit(cache=True, error_model="numpy", nogil=True)
     def _terms_bwd(verts, corners, px, py, inside, persp, clip, g_bary, g_pz, g_sd, has_b, has_z, has_d, i0, i1,
@@ -251,30 +258,10 @@ if numba is not None:
         (float64); the formulas of rasterize_torch._PairTermsFn.backward, unrolled per vertex."""
         for i in range(i0, i1):
             ia, ib, ic = corners[i, 0], corners[i, 1], corners[i, 2]
-            x0, y0, z0 = verts[ia, 0], verts[ia, 1], verts[ia, 2]
-            x1, y1, z1 = verts[ib, 0], verts[ib, 1], verts[ib, 2]
-            x2, y2, z2 = verts[ic, 0], verts[ic, 1], verts[ic, 2]
+            x0, y0, z0, x1, y1, z1, x2, y2, z2 = _face_verts(verts, ia, ib, ic)
             p, q = px[i], py[i]
-            area = (x2 - x0) * (y1 - y0) - (y2 - y0) * (x1 - x0) + _EPS
-            wr0 = ((p - x1) * (y2 - y1) - (q - y1) * (x2 - x1)) / area
-            wr1 = ((p - x2) * (y0 - y2) - (q - y2) * (x0 - x2)) / area
-            wr2 = ((p - x0) * (y1 - y0) - (q - y0) * (x1 - x0)) / area
-            wp0, wp1, wp2 = wr0, wr1, wr2
-            d_raw = area
-            if persp:
-                t0 = wr0 * z1 * z2
-                t1 = z0 * wr1 * z2
-                t2 = z0 * z1 * wr2
-                d_raw = t0 + t1 + t2
-                den = max(d_raw, _EPS)
-                wp0, wp1, wp2 = t0 / den, t1 / den, t2 / den
-            b0, b1, b2 = wp0, wp1, wp2
-            s_raw = area
-            if clip:
-                c0, c1, c2 = max(wp0, _F0), max(wp1, _F0), max(wp2, _F0)
-                s_raw = c0 + c1 + c2
-                s_ = max(s_raw, _CLIP_EPS)
-                b0, b1, b2 = c0 / s_, c1 / s_, c2 / s_
+            (area, wr0, wr1, wr2, wp0, wp1, wp2, d_raw, s_raw, b0, b1, b2) = _pair_bary(
+                x0, y0, z0, x1, y1, z1, x2, y2, z2, p, q, persp, clip)
             gw0, gw1, gw2 = _F0, _F0, _F0
             if has_b:
                 gw0, gw1, gw2 = g_bary[i, 0], g_bary[i, 1], g_bary[i, 2]
