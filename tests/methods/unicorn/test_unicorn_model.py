@@ -318,3 +318,23 @@ def test_generator_active_input_init_and_texture_lr_groups():
     assert float(model.tex_gen.inp.weight.abs().max()) <= bound + 1e-6
     with pytest.raises(ConfigError):
         _optimizer(model, UnicornConfig.for_profile("smoke", ["train.texture_lr_scale=0"]))
+
+
+def test_colour_errors_compare_object_colours_not_backgrounds():
+    from workbench.methods.unicorn.evaluate import colour_errors, object_colours
+
+    imgs = torch.ones(2, 3, 4, 4)  # white backgrounds
+    imgs[0, :, :2] = torch.tensor([1.0, 0.0, 0.0])[:, None, None]  # red object in the top half
+    imgs[1, :, :2] = torch.tensor([0.0, 0.0, 1.0])[:, None, None]  # blue object
+    gt = torch.zeros(2, 4, 4)
+    gt[:, :2] = 1.0
+    assert torch.allclose(object_colours(imgs, gt), torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]))
+    rec = imgs.clone()  # a perfect reconstruction...
+    alpha = gt[:, None].clone()
+    err, base = colour_errors(rec, alpha, imgs, gt)
+    assert err.tolist() == [0.0, 0.0]
+    assert base.tolist() == pytest.approx([1 / 3, 1 / 3])  # |(0.5, 0, 0.5) - (1, 0, 0)| / 3
+    grey = torch.full_like(imgs, 0.5)  # ... and one that ignores the input's colours
+    err, _ = colour_errors(grey, alpha, imgs, gt)
+    assert err.tolist() == pytest.approx([0.5, 0.5])
+    assert object_colours(imgs, torch.zeros(2, 4, 4))[0].tolist() == pytest.approx(imgs[0].mean((1, 2)).tolist())

@@ -82,6 +82,12 @@ def _fmt(x, digits: int = 3):
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), digits)
 
 
+def _pair(x, ref, digits: int = 3):
+    """``"x (ref)"`` for a metric and its reference, None when the metric is missing (older runs)."""
+    a, b = _fmt(x, digits), _fmt(ref, digits)
+    return None if a is None else (f"{a} ({b})" if b is not None else f"{a}")
+
+
 def _world_to_shapenet() -> dict[str, str]:
     return {w: s for s, w in paper.CATEGORY_MAP.items()}
 
@@ -106,6 +112,8 @@ def table2(df: pd.DataFrame, profile: str) -> pd.DataFrame:
             "ours CD-L1 (no ICP)": _fmt(_mean(df, "full", f"{cat}.chamfer_l1")),
             "template CD-L1 (ICP)": _fmt(_mean(df, "full", f"{cat}.template_chamfer_l1_icp")),
             "ours mask IoU": _fmt(_mean(df, "full", f"{cat}.mask_iou")),
+            "ours colour L1 (mean-colour baseline)": _pair(_mean(df, "full", f"{cat}.colour_l1"),
+                                                           _mean(df, "full", f"{cat}.colour_l1_mean_baseline")),
             "ours pose median deg (aligned)": _fmt(_mean(df, "full", f"{cat}.pose_aligned.median_deg"), 1),
             "paper UNICORN (ICP)": paper.table2_value("UNICORN (unsupervised, ICP)", sn) if sn else None,
             "paper DVR* (ICP)": paper.table2_value("DVR* (category-specific, ICP)", sn) if sn else None,

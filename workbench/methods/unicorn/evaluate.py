@@ -19,6 +19,11 @@ Protocol (``shared/reference/unicorn.md`` section 4, adapted to object-centred c
   ``Q`` (``pose_aligned``: ``Q R_pred`` vs ``R_gt``, Q chosen among the per-image offsets and their
   chordal mean to minimise the median error; an unsupervised model's frame is arbitrary).
 * ``mse``/``psnr``: reconstruction of the input image by the layered render.
+* ``colour_l1``: does the reconstruction take the input's colours? Per image, the mean absolute
+  difference (over RGB, in [0, 1]) between the mean colour of the input's object pixels (GT mask) and
+  that of the reconstruction's object pixels (its hard silhouette); ``colour_l1_mean_baseline`` is the
+  same for a constant prediction, the mean object colour of the evaluated images (a model that
+  ignores the input's colours scores about this).
 
 ``eval.json`` holds one dict per category, their mean under ``mean``, the flat headline numbers at
 the top level, ``perceptual_kind`` and ``n_images``.
@@ -47,7 +52,7 @@ log = logging.getLogger(__name__)
 __all__ = ["evaluate", "load_trained", "predict", "shape_scores", "frame_offset", "test_dataset"]
 
 HEADLINE = ("chamfer_l1", "chamfer_l1_icp", "template_chamfer_l1", "template_chamfer_l1_icp", "mask_iou",
-            "mse", "psnr")
+            "mse", "psnr", "colour_l1", "colour_l1_mean_baseline")
 
 
 def load_trained(cfg: UnicornConfig, run_dir: str | Path) -> UnicornModel:
@@ -121,6 +126,24 @@ def frame_offset(R_pred: torch.Tensor, R_gt: torch.Tensor, max_candidates: int =
     return best.to(R_pred.dtype)
 
 
+def object_colours(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Mean colour ``(N, 3)`` of the pixels of ``images (N, 3, H, W)`` where ``masks (N, 1 | -, H, W) > 0.5``
+    (the whole image's mean where a mask is empty)."""
+    m = (masks.reshape(masks.shape[0], 1, *images.shape[-2:]) > 0.5).to(images.dtype)
+    n = m.flatten(1).sum(1, keepdim=True)
+    fg = (images * m).flatten(2).sum(2) / n.clamp_min(1.0)
+    return torch.where(n > 0, fg, images.flatten(2).mean(2))
+
+
+def colour_errors(rgb: torch.Tensor, alpha: torch.Tensor, images: torch.Tensor, gt_masks: torch.Tensor
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """``(colour_l1 (N,), colour_l1_mean_baseline (N,))``, see the module docstring."""
+    target = object_colours(images, gt_masks)
+    pred = object_colours(rgb, alpha)
+    base = target.mean(0, keepdim=True)
+    return (pred - target).abs().mean(1).numpy(), (base - target).abs().mean(1).numpy()
+
+
 def _gt_points(path: Path, n: int, generator: torch.Generator) -> torch.Tensor:
     v, f = load_ply(path)
     return normalize_unit_cube(surface_points(v.float()[None], f.long(), n, generator))[0]
@@ -154,6 +177,7 @@ def evaluate(cfg: UnicornConfig, run_dir: str | Path, model: UnicornModel | None
         images = ds.images.float() / 255.0
         mse = (pred["rgb"] - images).pow(2).flatten(1).mean(1).numpy()
         iou = mask_iou(pred["alpha_hard"], ds.masks.float() / 255.0, threshold=0.5).numpy()
+        col, col_base = colour_errors(pred["rgb"], pred["alpha_hard"], images, ds.masks.float() / 255.0)
         out: dict = {"profile": cfg.profile, "categories": list(ds.categories), "n_images": n}
         per_cat = []
         for ci, cat in enumerate(ds.categories):
@@ -167,6 +191,7 @@ def evaluate(cfg: UnicornConfig, run_dir: str | Path, model: UnicornModel | None
             m = {"chamfer_l1": float(cd[sel].mean()), "chamfer_l1_icp": float(cd_icp[sel].mean()),
                  "template_chamfer_l1": float(tcd[sel].mean()), "template_chamfer_l1_icp": float(tcd_icp[sel].mean()),
                  "mask_iou": float(iou[sel].mean()), "mse": float(mse[sel].mean()),
+                 "colour_l1": float(col[sel].mean()), "colour_l1_mean_baseline": float(col_base[sel].mean()),
                  "psnr": float(np.mean(-10 * np.log10(np.maximum(mse[sel], 1e-10)))),
                  "pose_raw": pose_summary(err_raw), "pose_aligned": pose_summary(err_al),
                  "p_max": float(pred["proba"][sel].max(1).values.mean()), "n_images": int(sel.sum())}
