@@ -323,18 +323,19 @@ def test_generator_active_input_init_and_texture_lr_groups():
 def test_colour_errors_compare_object_colours_not_backgrounds():
     from workbench.methods.unicorn.evaluate import colour_errors, object_colours
 
-    imgs = torch.ones(2, 3, 4, 4)  # white backgrounds
-    imgs[0, :, :2] = torch.tensor([1.0, 0.0, 0.0])[:, None, None]  # red object in the top half
-    imgs[1, :, :2] = torch.tensor([0.0, 0.0, 1.0])[:, None, None]  # blue object
-    gt = torch.zeros(2, 4, 4)
+    imgs = torch.ones(3, 3, 4, 4)  # white backgrounds; objects in the top half
+    for k, c in enumerate(([1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0])):
+        imgs[k, :, :2] = torch.tensor(c)[:, None, None]
+    gt = torch.zeros(3, 4, 4)
     gt[:, :2] = 1.0
-    assert torch.allclose(object_colours(imgs, gt), torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]))
-    rec = imgs.clone()  # a perfect reconstruction...
-    alpha = gt[:, None].clone()
-    err, base = colour_errors(rec, alpha, imgs, gt)
-    assert err.tolist() == [0.0, 0.0]
-    assert base.tolist() == pytest.approx([1 / 3, 1 / 3])  # |(0.5, 0, 0.5) - (1, 0, 0)| / 3
-    grey = torch.full_like(imgs, 0.5)  # ... and one that ignores the input's colours
-    err, _ = colour_errors(grey, alpha, imgs, gt)
-    assert err.tolist() == pytest.approx([0.5, 0.5])
-    assert object_colours(imgs, torch.zeros(2, 4, 4))[0].tolist() == pytest.approx(imgs[0].mean((1, 2)).tolist())
+    assert torch.allclose(object_colours(imgs, gt)[:2], torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]))
+    alpha = torch.ones(3, 1, 4, 4)  # silhouettes twice the object: the lower half overshoots
+    rec = imgs.clone()  # the texture paints the background where the silhouette overshoots
+    m = colour_errors(rec, alpha, imgs, gt)
+    assert m["colour_l1"].tolist() == [0.0, 0.0, 0.0]  # compared where object and silhouette overlap
+    assert m["colour_l1_mean_baseline"].tolist() == pytest.approx([4 / 9] * 3)  # |(1/3,)*3 - one-hot| / 3
+    assert m["silhouette_overshoot"].tolist() == pytest.approx([0.5] * 3)
+    assert m["colour_corr"] == pytest.approx(1.0)
+    grey = torch.full_like(imgs, 0.5)  # a render that ignores the input's colours
+    assert colour_errors(grey, alpha, imgs, gt)["colour_l1"].tolist() == pytest.approx([0.5] * 3)
+    assert object_colours(imgs, torch.zeros(3, 4, 4))[0].tolist() == pytest.approx(imgs[0].mean((1, 2)).tolist())

@@ -19,11 +19,14 @@ Protocol (``shared/reference/unicorn.md`` section 4, adapted to object-centred c
   ``Q`` (``pose_aligned``: ``Q R_pred`` vs ``R_gt``, Q chosen among the per-image offsets and their
   chordal mean to minimise the median error; an unsupervised model's frame is arbitrary).
 * ``mse``/``psnr``: reconstruction of the input image by the layered render.
-* ``colour_l1``: does the reconstruction take the input's colours? Per image, the mean absolute
-  difference (over RGB, in [0, 1]) between the mean colour of the input's object pixels (GT mask) and
-  that of the reconstruction's object pixels (its hard silhouette); ``colour_l1_mean_baseline`` is the
-  same for a constant prediction, the mean object colour of the evaluated images (a model that
-  ignores the input's colours scores about this).
+* ``colour_l1``: does the reconstruction take the input's colours? Per image, on the pixels covered by
+  both the object (GT mask) and the reconstruction (its hard silhouette), the mean absolute difference
+  (over RGB, in [0, 1]) between the mean colour of the input and that of the render;
+  ``colour_l1_mean_baseline`` is the same for a constant prediction, the mean colour of those pixels
+  over the evaluated images (a model that ignores the input's colours scores about this);
+  ``colour_corr``: Pearson correlation across images of the two mean colours, averaged over RGB.
+  ``silhouette_overshoot``: the fraction of the silhouette outside the GT mask (where the texture
+  learns to paint the background colour while the shape does not fit).
 
 ``eval.json`` holds one dict per category, their mean under ``mean``, the flat headline numbers at
 the top level, ``perceptual_kind`` and ``n_images``.
@@ -52,7 +55,7 @@ log = logging.getLogger(__name__)
 __all__ = ["evaluate", "load_trained", "predict", "shape_scores", "frame_offset", "test_dataset"]
 
 HEADLINE = ("chamfer_l1", "chamfer_l1_icp", "template_chamfer_l1", "template_chamfer_l1_icp", "mask_iou",
-            "mse", "psnr", "colour_l1", "colour_l1_mean_baseline")
+            "mse", "psnr", "colour_l1", "colour_l1_mean_baseline", "colour_corr", "silhouette_overshoot")
 
 
 def load_trained(cfg: UnicornConfig, run_dir: str | Path) -> UnicornModel:
@@ -136,12 +139,21 @@ def object_colours(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
 
 
 def colour_errors(rgb: torch.Tensor, alpha: torch.Tensor, images: torch.Tensor, gt_masks: torch.Tensor
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """``(colour_l1 (N,), colour_l1_mean_baseline (N,))``, see the module docstring."""
-    target = object_colours(images, gt_masks)
-    pred = object_colours(rgb, alpha)
+                  ) -> dict[str, np.ndarray]:
+    """Per image ``colour_l1``, ``colour_l1_mean_baseline`` and ``silhouette_overshoot`` ``(N,)`` and the
+    scalar ``colour_corr`` (see the module docstring) of renders ``rgb (N, 3, H, W)`` with hard
+    silhouettes ``alpha (N, 1, H, W)`` against ``images`` and their GT masks ``(N, [1,] H, W)``."""
+    gt = gt_masks.reshape(alpha.shape) > 0.5
+    sil = alpha > 0.5
+    both = (gt & sil).to(images.dtype)
+    target, pred = object_colours(images, both), object_colours(rgb, both)
     base = target.mean(0, keepdim=True)
-    return (pred - target).abs().mean(1).numpy(), (base - target).abs().mean(1).numpy()
+    corr = [float(torch.corrcoef(torch.stack([pred[:, c], target[:, c]]))[0, 1]) if pred.shape[0] > 1 else float("nan")
+            for c in range(pred.shape[1])]
+    over = (sil & ~gt).flatten(1).sum(1) / sil.flatten(1).sum(1).clamp_min(1)
+    return {"colour_l1": (pred - target).abs().mean(1).numpy(),
+            "colour_l1_mean_baseline": (base - target).abs().mean(1).numpy(),
+            "silhouette_overshoot": over.numpy(), "colour_corr": np.nanmean(corr) if np.isfinite(corr).any() else np.nan}
 
 
 def _gt_points(path: Path, n: int, generator: torch.Generator) -> torch.Tensor:
@@ -177,7 +189,7 @@ def evaluate(cfg: UnicornConfig, run_dir: str | Path, model: UnicornModel | None
         images = ds.images.float() / 255.0
         mse = (pred["rgb"] - images).pow(2).flatten(1).mean(1).numpy()
         iou = mask_iou(pred["alpha_hard"], ds.masks.float() / 255.0, threshold=0.5).numpy()
-        col, col_base = colour_errors(pred["rgb"], pred["alpha_hard"], images, ds.masks.float() / 255.0)
+        colour = colour_errors(pred["rgb"], pred["alpha_hard"], images, ds.masks.float() / 255.0)
         out: dict = {"profile": cfg.profile, "categories": list(ds.categories), "n_images": n}
         per_cat = []
         for ci, cat in enumerate(ds.categories):
@@ -191,7 +203,10 @@ def evaluate(cfg: UnicornConfig, run_dir: str | Path, model: UnicornModel | None
             m = {"chamfer_l1": float(cd[sel].mean()), "chamfer_l1_icp": float(cd_icp[sel].mean()),
                  "template_chamfer_l1": float(tcd[sel].mean()), "template_chamfer_l1_icp": float(tcd_icp[sel].mean()),
                  "mask_iou": float(iou[sel].mean()), "mse": float(mse[sel].mean()),
-                 "colour_l1": float(col[sel].mean()), "colour_l1_mean_baseline": float(col_base[sel].mean()),
+                 **{k: float(colour[k][sel].mean()) for k in ("colour_l1", "colour_l1_mean_baseline",
+                                                               "silhouette_overshoot")},
+                 "colour_corr": float(colour_errors(pred["rgb"][sel], pred["alpha_hard"][sel], images[sel],
+                                                    ds.masks[sel].float() / 255.0)["colour_corr"]),
                  "psnr": float(np.mean(-10 * np.log10(np.maximum(mse[sel], 1e-10)))),
                  "pose_raw": pose_summary(err_raw), "pose_aligned": pose_summary(err_al),
                  "p_max": float(pred["proba"][sel].max(1).values.mean()), "n_images": int(sel.sum())}
