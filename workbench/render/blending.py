@@ -283,10 +283,17 @@ def layered_rgb_blend_packed(packed, colors: torch.Tensor, idx: torch.Tensor,
     sigma = blend_params.sigma
     if _cpu.use_cpu_kernels(colors) and d.dtype == colors.dtype:  # compiled scan (same values, one pass)
         rgb, t_final = _cpu.LayeredBlendCPUFn.apply(pix, d, colors, float(sigma), N * H * W)
-        bg = _background(blend_params, C, colors)
-        if bg.dim() > 1:
-            bg = bg.expand(N, H, W, C).reshape(N * H * W, C)
-        return _image_out(rgb + t_final[:, None] * bg, 1.0 - t_final, N, H, W)
+    else:
+        rgb, t_final = _layered_scan(pix, d, colors, sigma, N * H * W)
+    bg = _background(blend_params, C, colors)
+    if bg.dim() > 1:  # a background image (N, H, W, C), e.g. UNICORN's generated backgrounds
+        bg = bg.expand(N, H, W, C).reshape(N * H * W, C)
+    return _image_out(rgb + t_final[:, None] * bg, 1.0 - t_final, N, H, W)
+
+
+def _layered_scan(pix: torch.Tensor, d: torch.Tensor, colors: torch.Tensor, sigma: float, P: int):
+    """Foreground ``rgb (P, C)`` and background transmittance ``(P,)`` of pixel-sorted slots (array ops)."""
+    C = colors.shape[-1]
     dd = d.double()
     if sigma <= 0:
         occ = (dd <= 0).to(dd.dtype)
@@ -303,13 +310,9 @@ def layered_rgb_blend_packed(packed, colors: torch.Tensor, idx: torch.Tensor,
     S = cs - cs.index_select(0, _group_starts(pix))
     trans = torch.exp(S)
     w = (occ * trans).to(colors.dtype)
-    rgb = colors.new_zeros(N * H * W, C).index_add(0, pix, w[:, None] * colors)
+    rgb = colors.new_zeros(P, C).index_add(0, pix, w[:, None] * colors)
     # background transmittance: 0 if the pixel has an opaque slot, else prod(1 - o_k)
-    tot = L.new_zeros(N * H * W).index_add(0, pix, L)
-    has_opaque = torch.zeros(N * H * W, dtype=torch.bool, device=pix.device)
+    tot = L.new_zeros(P).index_add(0, pix, L)
+    has_opaque = torch.zeros(P, dtype=torch.bool, device=pix.device)
     has_opaque[pix[opaque]] = True
-    t_final = torch.where(has_opaque, torch.zeros_like(tot), torch.exp(tot)).to(colors.dtype)
-    bg = _background(blend_params, C, colors)
-    if bg.dim() > 1:  # a background image (N, H, W, C), e.g. UNICORN's generated backgrounds
-        bg = bg.expand(N, H, W, C).reshape(N * H * W, C)
-    return _image_out(rgb + t_final[:, None] * bg, 1.0 - t_final, N, H, W)
+    return rgb, torch.where(has_opaque, torch.zeros_like(tot), torch.exp(tot)).to(colors.dtype)

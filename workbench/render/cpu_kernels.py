@@ -301,23 +301,21 @@ if numba is not None:
                 # the closest segment s joins v_s (weight 1 - t) and v_{s+1} (weight t)
                 d01 = d1 if d1 < d0 else d0
                 if d2 < d01:
-                    gqx, gqy = gd * dx2, gd * dy2
-                    gx2 += (_F1 - t2_) * gqx
-                    gy2 += (_F1 - t2_) * gqy
-                    gx0 += t2_ * gqx
-                    gy0 += t2_ * gqy
+                    sel, t, dx, dy = 2, t2_, dx2, dy2
                 elif d1 < d0:
-                    gqx, gqy = gd * dx1, gd * dy1
-                    gx1 += (_F1 - t1_) * gqx
-                    gy1 += (_F1 - t1_) * gqy
-                    gx2 += t1_ * gqx
-                    gy2 += t1_ * gqy
+                    sel, t, dx, dy = 1, t1_, dx1, dy1
                 else:
-                    gqx, gqy = gd * dx0, gd * dy0
-                    gx0 += (_F1 - t0_) * gqx
-                    gy0 += (_F1 - t0_) * gqy
-                    gx1 += t0_ * gqx
-                    gy1 += t0_ * gqy
+                    sel, t, dx, dy = 0, t0_, dx0, dy0
+                gqx, gqy = gd * dx, gd * dy
+                c0 = (_F1 - t) if sel == 0 else (t if sel == 2 else _F0)
+                c1 = (_F1 - t) if sel == 1 else (t if sel == 0 else _F0)
+                c2 = (_F1 - t) if sel == 2 else (t if sel == 1 else _F0)
+                gx0 += c0 * gqx
+                gy0 += c0 * gqy
+                gx1 += c1 * gqx
+                gy1 += c1 * gqy
+                gx2 += c2 * gqx
+                gy2 += c2 * gqy
             g_verts[ia, 0] += gx0
             g_verts[ia, 1] += gy0
             g_verts[ia, 2] += gz0

@@ -11,7 +11,7 @@ import torch
 from ..core.errors import ShapeError
 from . import cpu_kernels as _cpu
 
-__all__ = ["interpolate_face_attributes", "interpolate_vertex_attributes"]
+__all__ = ["interpolate_face_attributes", "interpolate_vertex_attributes", "interpolate_vertex_attributes_packed"]
 
 
 def interpolate_face_attributes(pix_to_face: torch.Tensor, barycentric_coords: torch.Tensor,
@@ -48,13 +48,18 @@ def interpolate_vertex_attributes(pix_to_face: torch.Tensor, barycentric_coords:
     p2f = pix_to_face.reshape(-1)
     idx = torch.nonzero(p2f >= 0).flatten()
     bary = barycentric_coords.reshape(-1, 3).index_select(0, idx).to(verts_attributes.dtype)
-    if _cpu.use_cpu_kernels(verts_attributes):  # compiled gather-interpolate, same values
-        vals = _cpu.InterpolateCPUFn.apply(faces_packed, p2f.index_select(0, idx), bary, verts_attributes)
-        out = verts_attributes.new_zeros(p2f.numel(), D).index_copy(0, idx, vals)
-        return out.view(*pix_to_face.shape, D)
-    corner = faces_packed.index_select(0, p2f.index_select(0, idx))  # (M, 3)
-    vals = bary[:, 0:1] * verts_attributes.index_select(0, corner[:, 0])
-    vals = vals + bary[:, 1:2] * verts_attributes.index_select(0, corner[:, 1])
-    vals = vals + bary[:, 2:3] * verts_attributes.index_select(0, corner[:, 2])
+    vals = interpolate_vertex_attributes_packed(faces_packed, p2f.index_select(0, idx), bary, verts_attributes)
     out = verts_attributes.new_zeros(p2f.numel(), D).index_copy(0, idx, vals)
     return out.view(*pix_to_face.shape, D)
+
+
+def interpolate_vertex_attributes_packed(faces_packed: torch.Tensor, face: torch.Tensor, bary: torch.Tensor,
+                                         verts_attributes: torch.Tensor) -> torch.Tensor:
+    """``sum_k bary[:, k] * verts_attributes[faces_packed[face, k]]`` -> ``(M, D)`` for M occupied slots
+    (``face (M,)`` packed face ids, ``bary (M, 3)``); a compiled kernel on CPU (same values)."""
+    if _cpu.use_cpu_kernels(verts_attributes):
+        return _cpu.InterpolateCPUFn.apply(faces_packed, face, bary, verts_attributes)
+    corner = faces_packed.index_select(0, face)  # (M, 3)
+    vals = bary[:, 0:1] * verts_attributes.index_select(0, corner[:, 0])
+    vals = vals + bary[:, 1:2] * verts_attributes.index_select(0, corner[:, 1])
+    return vals + bary[:, 2:3] * verts_attributes.index_select(0, corner[:, 2])

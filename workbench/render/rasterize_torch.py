@@ -596,6 +596,65 @@ def _select_keys(pix, z, face, inside, K: int, n_pix: int, n_faces: int):
     return pix_s, (ks >> 1) & ((1 << fb) - 1), (ks & 1).to(torch.bool), rank
 
 
+def _select_vectorised(tab, fv_of, valid, box, lines, r_px: float, xs, ys, face_to_mesh, N: int, hw, K: int,
+                       blur_radius: float, perspective_correct: bool, clip_barycentric_coords: bool, max_pairs: int,
+                       until_opaque: bool, use_keys: bool, z_shift: int):
+    """Steps 2-4 of the module docs with array operations (the CUDA path; no grad) ->
+    ``(pix, rank, face, inside)`` of the kept slots. ``fv_of(f)`` gathers faces' ``[x0, y0, z0, ...]``."""
+    H, W = hw
+    HW = H * W
+    F = tab.shape[1]
+    dev = xs.device
+    kept: List[Tuple[torch.Tensor, ...]] = []
+    n_kept = 0
+    reduced = False
+    if until_opaque:  # layered compositing: slots behind the nearest covering face are invisible
+        parts: List[Tuple[torch.Tensor, ...]] = []
+        for f, xi, yi in _candidates(valid, box, lines, r_px, max_pairs, dev):
+            ok, pz, inside = _coverage(tab, f, fv_of, xs.index_select(0, xi), ys.index_select(0, yi),
+                                       blur_radius, perspective_correct, clip_barycentric_coords,
+                                       dist_test=False)
+            if ok is not None:
+                f, xi, yi = f.index_select(0, ok), xi.index_select(0, ok), yi.index_select(0, ok)
+            parts.append((f, xi, yi, pz, inside))
+            n_kept += f.numel()
+            if n_kept > max_pairs and len(parts) > 1:  # bound memory: prune with what is known so far
+                parts = [_prune_behind_opaque(_cat(parts), HW, W, face_to_mesh, z_shift)[0]]
+                n_kept = parts[0][0].numel()
+        if parts:
+            (f, xi, yi, pz, inside), pix = _prune_behind_opaque(_cat(parts), HW, W, face_to_mesh, z_shift)
+            ok = torch.nonzero(_blur_test(fv_of, f, xs.index_select(0, xi),
+                                          ys.index_select(0, yi), inside, blur_radius)).flatten()
+            if ok.numel() < f.numel():
+                f, pix, pz, inside = f.index_select(0, ok), pix.index_select(0, ok), pz.index_select(0, ok), \
+                    inside.index_select(0, ok)
+            kept.append((pix, pz, f, inside))
+    for f, xi, yi in (() if until_opaque else _candidates(valid, box, lines, r_px, max_pairs, dev)):
+        ok, pz, inside = _coverage(tab, f, fv_of, xs.index_select(0, xi), ys.index_select(0, yi), blur_radius,
+                                   perspective_correct, clip_barycentric_coords)
+        if ok is not None:
+            f, xi, yi = f.index_select(0, ok), xi.index_select(0, ok), yi.index_select(0, ok)
+        pix = face_to_mesh.index_select(0, f) * HW + yi * W + xi
+        kept.append((pix, pz, f, inside))
+        n_kept += pix.numel()
+        if n_kept > max_pairs and len(kept) > 1:  # bound memory: reduce to the top K so far
+            p_, z_, f_, i_, _ = _select_exact(*_cat(kept), K)
+            kept = [(p_, z_, f_, i_)]
+            n_kept = p_.numel()
+            reduced = True
+    if kept:
+        pix, z, face, inside = _cat(kept)
+        if use_keys and not reduced:
+            pix, fsel, inside, rank = _select_keys(pix, z, face, inside, K, N * HW, F)
+        else:
+            pix, _, fsel, inside, rank = _select_exact(pix, z, face, inside, K)
+    else:
+        pix = torch.zeros(0, dtype=torch.int64, device=dev)
+        fsel, rank = pix, pix
+        inside = torch.zeros(0, dtype=torch.bool, device=dev)
+    return pix, rank, fsel, inside
+
+
 def rasterize_packed(verts_ndc: torch.Tensor, faces: torch.Tensor, face_to_mesh: torch.Tensor, N: int,
                      image_size: Tuple[int, int], blur_radius: float = 0.0, faces_per_pixel: int = 1,
                      perspective_correct: bool = False, clip_barycentric_coords: bool = False,
@@ -625,73 +684,23 @@ def rasterize_packed(verts_ndc: torch.Tensor, faces: torch.Tensor, face_to_mesh:
     F = faces.shape[0]
     HW = H * W
     r_px = math.sqrt(max(blur_radius, 0.0)) * min(H, W) / 2.0
-    kept: List[Tuple[torch.Tensor, ...]] = []
     with torch.no_grad():
         vd = verts_ndc.detach()
         cols = [vd[:, 0].contiguous(), vd[:, 1].contiguous(), vd[:, 2].contiguous()]
         fv_all = vd[faces].reshape(F, 9) if F else vd.new_zeros(0, 9)
         valid, box, lines = _face_setup(fv_all, H, W, blur_radius, cull_backfaces, z_min)
         tab = _edge_table(fv_all)
-
-        def fv_of(f: torch.Tensor) -> List[torch.Tensor]:
-            return _gather_fv(cols, faces, f)
-
-        n_kept = 0
-        reduced = False
         use_keys = K > 1 and 62 - _nbits(N * HW) - _nbits(max(F, 1)) >= 28
-        compiled = _cpu.use_cpu_kernels(vd)
-        if compiled:  # same selection, compiled CPU kernel (rasterize_numba)
-            z_shift = 31 - min(31, 62 - _nbits(N * HW) - _nbits(max(F, 1))) if use_keys else 0
+        z_shift = 31 - min(31, 62 - _nbits(N * HW) - _nbits(max(F, 1))) if use_keys else 0
+        if _cpu.use_cpu_kernels(vd):  # the same selection as one compiled pass (cpu_kernels)
             pix, rank, fsel, inside = _cpu.rasterize_packed_cpu(
                 tab, fv_all, lines, r_px, valid, box, face_to_mesh, N, xs, ys, K, blur_radius, perspective_correct,
                 clip_barycentric_coords, z_shift, until_opaque, max_slots=max(max_pairs, HW * K))
-        elif until_opaque:  # layered compositing: slots behind the nearest covering face are invisible
-            z_shift = 31 - min(31, 62 - _nbits(N * HW) - _nbits(max(F, 1))) if use_keys else 0
-            parts: List[Tuple[torch.Tensor, ...]] = []
-            for f, xi, yi in _candidates(valid, box, lines, r_px, max_pairs, dev):
-                ok, pz, inside = _coverage(tab, f, fv_of, xs.index_select(0, xi), ys.index_select(0, yi),
-                                           blur_radius, perspective_correct, clip_barycentric_coords,
-                                           dist_test=False)
-                if ok is not None:
-                    f, xi, yi = f.index_select(0, ok), xi.index_select(0, ok), yi.index_select(0, ok)
-                parts.append((f, xi, yi, pz, inside))
-                n_kept += f.numel()
-                if n_kept > max_pairs and len(parts) > 1:  # bound memory: prune with what is known so far
-                    parts = [_prune_behind_opaque(_cat(parts), HW, W, face_to_mesh, z_shift)[0]]
-                    n_kept = parts[0][0].numel()
-            if parts:
-                (f, xi, yi, pz, inside), pix = _prune_behind_opaque(_cat(parts), HW, W, face_to_mesh, z_shift)
-                ok = torch.nonzero(_blur_test(fv_of, f, xs.index_select(0, xi),
-                                              ys.index_select(0, yi), inside, blur_radius)).flatten()
-                if ok.numel() < f.numel():
-                    f, pix, pz, inside = f.index_select(0, ok), pix.index_select(0, ok), pz.index_select(0, ok), \
-                        inside.index_select(0, ok)
-                kept.append((pix, pz, f, inside))
-        for f, xi, yi in (() if until_opaque or compiled else _candidates(valid, box, lines, r_px, max_pairs, dev)):
-            ok, pz, inside = _coverage(tab, f, fv_of, xs.index_select(0, xi), ys.index_select(0, yi), blur_radius,
-                                       perspective_correct, clip_barycentric_coords)
-            if ok is not None:
-                f, xi, yi = f.index_select(0, ok), xi.index_select(0, ok), yi.index_select(0, ok)
-            pix = face_to_mesh.index_select(0, f) * HW + yi * W + xi
-            kept.append((pix, pz, f, inside))
-            n_kept += pix.numel()
-            if n_kept > max_pairs and len(kept) > 1:  # bound memory: reduce to the top K so far
-                p_, z_, f_, i_, _ = _select_exact(*_cat(kept), K)
-                kept = [(p_, z_, f_, i_)]
-                n_kept = p_.numel()
-                reduced = True
-        if compiled:
-            pass
-        elif kept:
-            pix, z, face, inside = _cat(kept)
-            if use_keys and not reduced:
-                pix, fsel, inside, rank = _select_keys(pix, z, face, inside, K, N * HW, F)
-            else:
-                pix, _, fsel, inside, rank = _select_exact(pix, z, face, inside, K)
         else:
-            pix = torch.zeros(0, dtype=torch.int64, device=dev)
-            fsel, rank = pix, pix
-            inside = torch.zeros(0, dtype=torch.bool, device=dev)
+            pix, rank, fsel, inside = _select_vectorised(
+                tab, lambda f: _gather_fv(cols, faces, f), valid, box, lines, r_px, xs, ys, face_to_mesh, N, (H, W),
+                K, blur_radius, perspective_correct, clip_barycentric_coords, max_pairs, until_opaque, use_keys,
+                z_shift)
     packed = PackedFragments(pix, rank, fsel, inside, N, H, W, K,
                              _TermsContext(verts_ndc, faces, xs, ys, W, HW, perspective_correct,
                                            clip_barycentric_coords))
@@ -711,7 +720,7 @@ class _TermsContext:
         xi = within - yi * self.W
         fn = _cpu.PairTermsCPUFn if _cpu.use_cpu_kernels(self.verts_ndc) else _PairTermsFn
         return fn.apply(self.verts_ndc, self.faces.index_select(0, face), self.xs.index_select(0, xi),
-                                  self.ys.index_select(0, yi), inside, self.perspective_correct, self.clip)
+                        self.ys.index_select(0, yi), inside, self.perspective_correct, self.clip)
 
     def detach(self) -> "_TermsContext":
         return _TermsContext(self.verts_ndc.detach(), self.faces, self.xs, self.ys, self.W, self.HW,

@@ -15,8 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core.errors import ShapeError
-from . import cpu_kernels as _cpu
-from .interp import interpolate_vertex_attributes
+from .interp import interpolate_vertex_attributes, interpolate_vertex_attributes_packed
 
 __all__ = ["TexturesVertex", "TexturesUV", "sample_image_at_points"]
 
@@ -72,13 +71,7 @@ class TexturesVertex:
         """Features ``(m, C)`` at the packed slots ``idx`` (all if None)."""
         feats = self.verts_features_packed()
         face = packed.face if idx is None else packed.face.index_select(0, idx)
-        bary = packed.terms(idx)[0].to(feats.dtype)
-        if _cpu.use_cpu_kernels(feats):  # compiled gather-interpolate (same values, no (M, C) temporaries)
-            return _cpu.InterpolateCPUFn.apply(faces_packed, face, bary, feats)
-        corner = faces_packed.index_select(0, face)
-        out = bary[:, 0:1] * feats.index_select(0, corner[:, 0])
-        out = out + bary[:, 1:2] * feats.index_select(0, corner[:, 1])
-        return out + bary[:, 2:3] * feats.index_select(0, corner[:, 2])
+        return interpolate_vertex_attributes_packed(faces_packed, face, packed.terms(idx)[0].to(feats.dtype), feats)
 
     # batch plumbing used by Meshes
     def extend(self, N: int) -> "TexturesVertex":

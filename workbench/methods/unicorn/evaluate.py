@@ -148,12 +148,21 @@ def colour_errors(rgb: torch.Tensor, alpha: torch.Tensor, images: torch.Tensor, 
     both = (gt & sil).to(images.dtype)
     target, pred = object_colours(images, both), object_colours(rgb, both)
     base = target.mean(0, keepdim=True)
-    corr = [float(torch.corrcoef(torch.stack([pred[:, c], target[:, c]]))[0, 1]) if pred.shape[0] > 1 else float("nan")
-            for c in range(pred.shape[1])]
     over = (sil & ~gt).flatten(1).sum(1) / sil.flatten(1).sum(1).clamp_min(1)
     return {"colour_l1": (pred - target).abs().mean(1).numpy(),
             "colour_l1_mean_baseline": (base - target).abs().mean(1).numpy(),
-            "silhouette_overshoot": over.numpy(), "colour_corr": np.nanmean(corr) if np.isfinite(corr).any() else np.nan}
+            "silhouette_overshoot": over.numpy(), "colour_corr": colour_corr(pred, target),
+            "pred_colour": pred, "target_colour": target}
+
+
+def colour_corr(pred: torch.Tensor, target: torch.Tensor) -> float:
+    """Pearson correlation across images of mean colours ``(N, 3)``, averaged over the channels that vary
+    (NaN for fewer than two images)."""
+    if pred.shape[0] < 2:
+        return float("nan")
+    corr = np.array([float(torch.corrcoef(torch.stack([pred[:, c], target[:, c]]))[0, 1])
+                     for c in range(pred.shape[1])])
+    return float(np.nanmean(corr)) if np.isfinite(corr).any() else float("nan")
 
 
 def _gt_points(path: Path, n: int, generator: torch.Generator) -> torch.Tensor:
@@ -205,8 +214,7 @@ def evaluate(cfg: UnicornConfig, run_dir: str | Path, model: UnicornModel | None
                  "mask_iou": float(iou[sel].mean()), "mse": float(mse[sel].mean()),
                  **{k: float(colour[k][sel].mean()) for k in ("colour_l1", "colour_l1_mean_baseline",
                                                                "silhouette_overshoot")},
-                 "colour_corr": float(colour_errors(pred["rgb"][sel], pred["alpha_hard"][sel], images[sel],
-                                                    ds.masks[sel].float() / 255.0)["colour_corr"]),
+                 "colour_corr": colour_corr(colour["pred_colour"][sel], colour["target_colour"][sel]),
                  "psnr": float(np.mean(-10 * np.log10(np.maximum(mse[sel], 1e-10)))),
                  "pose_raw": pose_summary(err_raw), "pose_aligned": pose_summary(err_al),
                  "p_max": float(pred["proba"][sel].max(1).values.mean()), "n_images": int(sel.sum())}
