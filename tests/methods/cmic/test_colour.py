@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.core.errors import ConfigError
+from workbench.core.errors import ConfigError, ShapeError
 from workbench.methods.cmic import colour as C
 
 
@@ -107,3 +107,48 @@ def test_hsv_round_trip_and_colorsys_reference():
     j = C.hsv_jitter(x, hue=0.0, saturation=0.0, value=0.0, p=1.0, generator=g)
     torch.testing.assert_close(j, x, atol=1e-6, rtol=0)
     assert (C.hsv_jitter(x, p=1.0, generator=g) - x).abs().max() > 0.01
+
+
+def test_embedding_similarities_by_hand():
+    from workbench.methods.cmic.evaluate import embedding_similarities
+
+    q = torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 3.0]])
+    shifted = torch.tensor([[1.0, 1.0], [0.0, -1.0], [1.0, 1.0]])
+    ids = torch.tensor([7, 7, 9])
+    out = embedding_similarities(q, shifted, ids)
+    # cosines of the rows: 1/sqrt2, -1, 1 -> mean
+    assert out["colour_invariance"] == pytest.approx((2 ** -0.5 - 1 + 1) / 3)
+    # the one same-shape pair (rows 0 and 1) is orthogonal
+    assert out["same_shape_similarity"] == pytest.approx(0.0)
+    assert math.isnan(embedding_similarities(q, shifted, torch.tensor([1, 2, 3]))["same_shape_similarity"])
+    with pytest.raises(ShapeError):
+        embedding_similarities(q, shifted[:2], ids)
+
+
+def test_embed_queries_hue_shift_turns_red_photos_cyan():
+    from workbench.methods.cmic.evaluate import embed_queries
+
+    class Photos:                      # the QuerySet interface embed_queries uses
+        def __init__(self, images):
+            self.images = images
+
+        def __len__(self):
+            return len(self.images)
+
+        def get(self, idx):
+            return self.images[idx], torch.ones(len(idx), 1, *self.images.shape[-2:])
+
+    class MeanColour(torch.nn.Module):  # "embedding" = the photo's mean colour
+        def __init__(self):
+            super().__init__()
+            self.dim = 3
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def embed_queries(self, images, masks):
+            return images.mean((2, 3))
+
+    red = torch.zeros(5, 3, 8, 8)
+    red[:, 0] = 1.0
+    out = embed_queries(MeanColour(), Photos(red), 8, batch_size=2, hue_shift=0.5)
+    assert torch.allclose(out, torch.tensor([[0.0, 1.0, 1.0]]).expand(5, 3), atol=1e-5)
+    assert torch.allclose(embed_queries(MeanColour(), Photos(red), 8, batch_size=2), red.mean((2, 3)))

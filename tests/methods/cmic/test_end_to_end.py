@@ -1,5 +1,6 @@
 """Smoke-profile end to end on the synthetic `retrieval` preset: train, resume, evaluate, tables."""
 import json
+import math
 
 import pytest
 import torch
@@ -50,6 +51,11 @@ def test_smoke_predictions_and_shape_metrics_are_consistent(smoke_run):
     assert m["unseen_d_hau"] == pytest.approx(p["unseen_d_hau"].mean().item())
     # colour-shift evaluation ran on the same photos
     assert 0 <= m["recolour_top1"] <= 1 and (p["recolour_source"] != torch.arange(len(hit))).all()
+    # and the hue-rotation test: its own ranking, similarities in [-1, 1]
+    assert 0 <= m["hue_top1"] <= 1 and p["hue_topk"].shape == p["seen_topk"].shape
+    assert -1 <= m["colour_invariance"] <= 1
+    # the smoke world has one test photo per shape: no same-shape pair to compare
+    assert math.isnan(m["same_shape_similarity"])
 
 
 def test_resume_is_a_no_op_and_tables_show_ours_beside_the_paper(smoke_run):

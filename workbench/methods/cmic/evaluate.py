@@ -13,6 +13,13 @@ Colour shift (``eval.colour_shift``): ``recolour_top{k}``, ``recolour_category_a
 test photos, each re-coloured (Reinhard transfer) with the colours of a photo of another shape --
 how much retrieval relies on colour, which the grey renders cannot explain.
 
+Hue rotation (also with ``eval.colour_shift``): ``hue_top{k}`` on the test photos with their hue
+turned by half a turn (HSV; no variant trains on that shift: the HSV ablation jitters the hue by at
+most 0.1 turn, colour transfer moves the l-alpha-beta statistics), and ``colour_invariance``, the
+mean cosine similarity between the embeddings of a photo and of its hue-rotated copy (1 = the query
+encoder ignores hue), beside ``same_shape_similarity``, the mean cosine similarity between the
+embeddings of two different test photos of the same shape, for scale.
+
 Unseen repository (shapes the model never saw, not containing the ground truth; the paper's
 ShapeNet gallery): ``unseen_d_hau``, ``unseen_iou`` of the top-1 shape. Every metric is also given
 per category (``cat/<name>/<metric>``); ``chance_top1`` / ``chance_top10`` are a random ranking's.
@@ -57,13 +64,15 @@ def recolour_sources(queries: QuerySet, n: int, seed: int = 0) -> torch.Tensor:
 @torch.no_grad()
 def embed_queries(model: CMIC, queries: QuerySet, image_size: int, batch_size: int = 64,
                   device: torch.device | None = None, limit: int = 0,
-                  recolour: torch.Tensor | None = None, colour_space: str = "lab_reinhard") -> torch.Tensor:
+                  recolour: torch.Tensor | None = None, colour_space: str = "lab_reinhard",
+                  hue_shift: float = 0.0) -> torch.Tensor:
     """Query embeddings ``(N, D)`` (eval mode, no augmentation, inputs resized to ``image_size``).
 
     ``recolour (N,)``: re-colour query ``j`` with the colour statistics of query ``recolour[j]``
     first (:func:`~.colour.colour_transfer`; the colour-shift robustness test).
+    ``hue_shift``: rotate every photo's hue by this many turns first (HSV; the hue-rotation test).
     """
-    from .colour import colour_transfer
+    from .colour import colour_transfer, hsv_to_rgb, rgb_to_hsv
 
     device = device or next(model.parameters()).device
     was = model.training
@@ -75,9 +84,29 @@ def embed_queries(model: CMIC, queries: QuerySet, image_size: int, batch_size: i
         images, masks = queries.get(idx)
         if recolour is not None:
             images = colour_transfer(images, queries.get(recolour[idx])[0], colour_space)
+        if hue_shift:
+            hsv = rgb_to_hsv(images)
+            hsv[:, 0] = torch.remainder(hsv[:, 0] + hue_shift, 1.0)
+            images = hsv_to_rgb(hsv)
         out.append(model.embed_queries(resize(images.to(device), image_size), resize(masks.to(device), image_size)))
     model.train(was)
     return torch.cat(out) if out else torch.zeros(0, model.dim, device=device)
+
+
+def embedding_similarities(q: torch.Tensor, q_shifted: torch.Tensor, shape_ids: torch.Tensor) -> dict[str, float]:
+    """``colour_invariance``: mean cosine similarity between rows of ``q (N, D)`` and ``q_shifted (N, D)``
+    (the same photos, colour-shifted); ``same_shape_similarity``: mean cosine similarity between the
+    embeddings of two different photos of one shape (``shape_ids (N,)``; NaN when no shape has two)."""
+    if q.shape != q_shifted.shape or q.ndim != 2 or shape_ids.shape != q.shape[:1]:
+        raise ShapeError(f"embedding_similarities: q {tuple(q.shape)}, q_shifted {tuple(q_shifted.shape)} and "
+                         f"shape_ids {tuple(shape_ids.shape)} must be (N, D), (N, D) and (N,)")
+    a = torch.nn.functional.normalize(q.float(), dim=1)
+    b = torch.nn.functional.normalize(q_shifted.float(), dim=1)
+    ids = shape_ids.to(a.device)
+    same = (ids[:, None] == ids[None]) & ~torch.eye(len(ids), dtype=torch.bool, device=a.device)
+    sim = a @ a.T
+    return {"colour_invariance": float((a * b).sum(1).mean()),
+            "same_shape_similarity": float(sim[same].mean()) if bool(same.any()) else float("nan")}
 
 
 def _unwrap(model):
@@ -241,6 +270,15 @@ def retrieval_metrics(model: CMIC, data: RetrievalData, cfg: CMICConfig, max_que
             m[f"recolour_top{k}"] = float(hit[valid].float().mean()) if valid.any() else float("nan")
         m["recolour_category_acc"] = float((data.seen.categories[rranked[:, 0]] == qcat).float().mean())
         preds["recolour_source"], preds["recolour_topk"] = src, rranked
+        # hue turned by half a turn: a colour shift that no variant trains on
+        qh = embed_queries(model, data.test, cfg.model.image_size, ec.batch_size, device, limit, hue_shift=0.5)
+        hs = attention_scores(model.attention, qh, views, model.normalize_shape, ec.query_chunk, ec.shape_chunk)
+        hranked = topk(hs, kmax).cpu()
+        for k in sorted(set(ec.topk)):
+            hit = (hranked[:, :k] == gt[:, None]).any(1)
+            m[f"hue_top{k}"] = float(hit[valid].float().mean()) if valid.any() else float("nan")
+        m.update(embedding_similarities(q, qh, data.test.shape_ids[:n]))
+        preds["hue_topk"] = hranked
 
     metric_fn = None
     if shape_metrics and all(p is not None for p in data.seen.mesh_paths) and shape_metrics_available():

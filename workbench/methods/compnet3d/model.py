@@ -116,10 +116,11 @@ def build_trunk(cfg: ModelSection) -> StageTrunk:
     if cfg.stride not in (4, 8):
         raise ConfigError(f"model.stride must be 4 or 8 for {cfg.backbone}, got {cfg.stride}")
     if cfg.backbone == "small_cnn":
-        if cfg.top_stride not in (16, 32):
-            raise ConfigError(f"model.top_stride must be 16 or 32, got {cfg.top_stride}")
+        if cfg.top_stride not in (8, 16, 32) or cfg.top_stride <= cfg.stride:
+            raise ConfigError(f"model.top_stride must be 8, 16 or 32 and above model.stride ({cfg.stride}), "
+                              f"got {cfg.top_stride}")
         bb = build_backbone("small_cnn", width=cfg.width, stride=cfg.top_stride)
-        stages = ("stage2", "stage3", "stage4", "stage5")[: 3 if cfg.top_stride == 16 else 4]
+        stages = ("stage2", "stage3", "stage4", "stage5")[: {8: 2, 16: 3, 32: 4}[cfg.top_stride]]
     else:
         try:
             bb = build_backbone(cfg.backbone, pretrained=cfg.pretrained)
