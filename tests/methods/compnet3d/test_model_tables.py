@@ -22,6 +22,27 @@ def test_feature_extractor_unit_features_at_stride(stride):
     assert torch.allclose(y.norm(dim=1), torch.ones(2, 64 // stride, 64 // stride), atol=1e-5)
 
 
+def test_small_cnn_top_stride_sets_the_receptive_field():
+    """Pixels that reach the feature at the centre of a 160 px image (trunk + decoder): 101 px wide
+    with the top stage at stride 8, the whole image with 16 and 32."""
+    extents = {}
+    for top in (8, 16, 32):
+        cfg = CompNet3DConfig.for_profile("smoke", ["model.stride=4", f"model.top_stride={top}"])
+        m = FeatureExtractor(cfg.model, (160, 160)).eval()
+        x = torch.rand(1, 3, 160, 160, requires_grad=True)
+        y = m(x)
+        assert y.shape == (1, cfg.model.feature_dim, 40, 40)
+        y[0, :, 20, 20].sum().backward()
+        rows = torch.nonzero(x.grad[0].abs().amax((0, 2)) > 0).flatten()
+        extents[top] = int(rows.max() - rows.min() + 1)
+    assert extents == {8: 101, 16: 160, 32: 160}
+
+
+def test_small_cnn_top_stride_must_exceed_the_output_stride():
+    with pytest.raises(ConfigError, match="top_stride"):
+        FeatureExtractor(CompNet3DConfig.for_profile("smoke", ["model.stride=8", "model.top_stride=8"]).model, (64, 64))
+
+
 def test_upsample_decoder_is_nemo_resnetext_for_resnet50_channels():
     dec = UpsampleDecoder((512, 1024, 2048))
     assert dec.out_channels == 256

@@ -55,8 +55,8 @@ class ModelSection(Config):
     """Base channel width of the small CNN."""
     top_stride: int = 32
     """Small CNN only: stride of its coarsest stage fed to the decoder (32 as ResNet's layer4; 16 or 8:
-    a shallower trunk with a smaller receptive field, for small images; theoretical receptive fields
-    189 / 93 / 45 px before the decoder)."""
+    a shallower trunk with a smaller receptive field, for small images). Measured with the decoder:
+    a feature depends on a 101 px wide window with 8, on the whole of a 160 px image with 16 or 32."""
     input_size: int = 0
     """Resize images to this height (aspect kept) before the backbone; 0 = native size. The
     feature map then has ``input_size / stride`` rows; correspondences and cameras follow the
