@@ -218,8 +218,10 @@ def test_chamfer_and_icp_recover_a_known_rotation():
 
 
 # ----------------------------------------------------------------------------- alternate steps
-def test_alternate_steps_update_only_their_parameter_group():
-    cfg = UnicornConfig.for_profile("smoke", ["loss.mean_texture_p=0.0", "loss.perceptual_kind=none"])
+@pytest.mark.parametrize("appearance", ["shared", "separate"])
+def test_alternate_steps_update_only_their_parameter_group(appearance):
+    cfg = UnicornConfig.for_profile("smoke", ["loss.mean_texture_p=0.0", "loss.perceptual_kind=none",
+                                              f"model.appearance_encoder={appearance}"])
     torch.manual_seed(0)
     model = UnicornModel(cfg)
     bank = build_bank(cfg)
@@ -251,6 +253,26 @@ def test_alternate_steps_update_only_their_parameter_group():
             assert changed(before, after, "3d") == 0
             assert changed(before, after, "pose") > 0
             assert "rec_pose" in out and "uniform" in out
+
+
+def test_separate_appearance_encoder_feeds_only_texture_and_background():
+    cfg = UnicornConfig.for_profile("smoke", ["model.appearance_encoder=separate", "data.variant=textured"])
+    torch.manual_seed(0)
+    model = UnicornModel(cfg).eval()
+    for head in (model.texture_head, model.background_head):            # zero-init last layers: make them live
+        torch.nn.init.normal_(head[-1].weight if isinstance(head, torch.nn.Sequential) else
+                              [m for m in head.modules() if isinstance(m, torch.nn.Linear)][-1].weight)
+    x = torch.rand(2, 3, 32, 32)
+    a = model(x)
+    with torch.no_grad():                                                 # perturb only the appearance encoder
+        for p in model.appearance_encoder.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    b = model(x)
+    assert torch.equal(a.angles, b.angles) and torch.equal(a.verts, b.verts) and torch.equal(a.scale, b.scale)
+    assert not torch.allclose(a.z_tx, b.z_tx) and not torch.allclose(a.z_bg, b.z_bg)
+    ids = {id(p) for p in model.shape_parameters()}
+    assert all(id(p) in ids for p in model.appearance_encoder.parameters())
+    assert not any(id(p) in ids for p in model.encoder.parameters())
 
 
 def test_config_is_strict_and_validated():
@@ -335,7 +357,12 @@ def test_colour_errors_compare_object_colours_not_backgrounds():
     assert m["colour_l1"].tolist() == [0.0, 0.0, 0.0]  # compared where object and silhouette overlap
     assert m["colour_l1_mean_baseline"].tolist() == pytest.approx([4 / 9] * 3)  # |(1/3,)*3 - one-hot| / 3
     assert m["silhouette_overshoot"].tolist() == pytest.approx([0.5] * 3)
-    assert m["colour_corr"] == pytest.approx(1.0)
+    assert m["colour_corr"] == pytest.approx(1.0) and m["chroma_corr"] == pytest.approx(1.0)
+    # a render that gets the brightness but not the hue: the red object rendered green, and so on
+    hue_swap = imgs[[2, 0, 1]].clone()
+    hue_swap[:, :, 2:] = 1.0
+    wrong = colour_errors(hue_swap, alpha, imgs, gt)
+    assert wrong["chroma_corr"] == pytest.approx(-0.5)        # per channel: one-hot chroma cycled
     grey = torch.full_like(imgs, 0.5)  # a render that ignores the input's colours
     assert colour_errors(grey, alpha, imgs, gt)["colour_l1"].tolist() == pytest.approx([0.5] * 3)
     assert object_colours(imgs, torch.zeros(3, 4, 4))[0].tolist() == pytest.approx(imgs[0].mean((1, 2)).tolist())

@@ -115,6 +115,7 @@ def table2(df: pd.DataFrame, profile: str) -> pd.DataFrame:
             "ours colour L1 (mean-colour baseline)": _pair(_mean(df, "full", f"{cat}.colour_l1"),
                                                            _mean(df, "full", f"{cat}.colour_l1_mean_baseline")),
             "ours colour corr": _fmt(_mean(df, "full", f"{cat}.colour_corr")),
+            "ours chroma corr": _fmt(_mean(df, "full", f"{cat}.chroma_corr")),
             "ours pose median deg (aligned)": _fmt(_mean(df, "full", f"{cat}.pose_aligned.median_deg"), 1),
             "paper UNICORN (ICP)": paper.table2_value("UNICORN (unsupervised, ICP)", sn) if sn else None,
             "paper DVR* (ICP)": paper.table2_value("DVR* (category-specific, ICP)", sn) if sn else None,

@@ -50,6 +50,10 @@ class ModelSection(Config):
     """Encoder (``workbench.nn.build_backbone``): ResNet-18 trained from scratch (official)."""
     backbone_width: int = 32
     """Width of ``small_cnn`` (used only when ``backbone == "small_cnn"``)."""
+    appearance_encoder: Literal["shared", "separate"] = "shared"
+    """``shared``: one encoder feeds every head (the official small model); ``separate``: a second
+    encoder of the same kind feeds the texture and background heads (as the official big model,
+    ``shared: False``, which has one encoder per head)."""
     head_width: int = 128
     """Hidden width of the MLP heads (3 hidden layers)."""
     head_layers: int = 3

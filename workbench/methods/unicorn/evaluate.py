@@ -24,7 +24,10 @@ Protocol (``shared/reference/unicorn.md`` section 4, adapted to object-centred c
   (over RGB, in [0, 1]) between the mean colour of the input and that of the render;
   ``colour_l1_mean_baseline`` is the same for a constant prediction, the mean colour of those pixels
   over the evaluated images (a model that ignores the input's colours scores about this);
-  ``colour_corr``: Pearson correlation across images of the two mean colours, averaged over RGB.
+  ``colour_corr``: Pearson correlation across images of the two mean colours, averaged over RGB
+  (brightness dominates it); ``chroma_corr``: the same for the chroma, each mean colour minus its grey
+  level (``c - mean_RGB(c)``): does the render take the input's hue (blue car -> blue)? 0 for renders
+  whose hue ignores the input.
   ``silhouette_overshoot``: the fraction of the silhouette outside the GT mask (where the texture
   learns to paint the background colour while the shape does not fit).
 
@@ -55,7 +58,8 @@ log = logging.getLogger(__name__)
 __all__ = ["evaluate", "load_trained", "predict", "shape_scores", "frame_offset", "test_dataset"]
 
 HEADLINE = ("chamfer_l1", "chamfer_l1_icp", "template_chamfer_l1", "template_chamfer_l1_icp", "mask_iou",
-            "mse", "psnr", "colour_l1", "colour_l1_mean_baseline", "colour_corr", "silhouette_overshoot")
+            "mse", "psnr", "colour_l1", "colour_l1_mean_baseline", "colour_corr", "chroma_corr",
+            "silhouette_overshoot")
 
 
 def load_trained(cfg: UnicornConfig, run_dir: str | Path) -> UnicornModel:
@@ -141,7 +145,7 @@ def object_colours(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
 def colour_errors(rgb: torch.Tensor, alpha: torch.Tensor, images: torch.Tensor, gt_masks: torch.Tensor
                   ) -> dict[str, np.ndarray]:
     """Per image ``colour_l1``, ``colour_l1_mean_baseline`` and ``silhouette_overshoot`` ``(N,)`` and the
-    scalar ``colour_corr`` (see the module docstring) of renders ``rgb (N, 3, H, W)`` with hard
+    scalars ``colour_corr`` and ``chroma_corr`` (see the module docstring) of renders ``rgb (N, 3, H, W)`` with hard
     silhouettes ``alpha (N, 1, H, W)`` against ``images`` and their GT masks ``(N, [1,] H, W)``."""
     gt = gt_masks.reshape(alpha.shape) > 0.5
     sil = alpha > 0.5
@@ -152,7 +156,13 @@ def colour_errors(rgb: torch.Tensor, alpha: torch.Tensor, images: torch.Tensor, 
     return {"colour_l1": (pred - target).abs().mean(1).numpy(),
             "colour_l1_mean_baseline": (base - target).abs().mean(1).numpy(),
             "silhouette_overshoot": over.numpy(), "colour_corr": colour_corr(pred, target),
+            "chroma_corr": colour_corr(chroma(pred), chroma(target)),
             "pred_colour": pred, "target_colour": target}
+
+
+def chroma(colours: torch.Tensor) -> torch.Tensor:
+    """``(N, 3)`` colours minus their grey level (the mean over RGB): the hue and saturation part."""
+    return colours - colours.mean(1, keepdim=True)
 
 
 def colour_corr(pred: torch.Tensor, target: torch.Tensor) -> float:
@@ -215,6 +225,7 @@ def evaluate(cfg: UnicornConfig, run_dir: str | Path, model: UnicornModel | None
                  **{k: float(colour[k][sel].mean()) for k in ("colour_l1", "colour_l1_mean_baseline",
                                                                "silhouette_overshoot")},
                  "colour_corr": colour_corr(colour["pred_colour"][sel], colour["target_colour"][sel]),
+                 "chroma_corr": colour_corr(chroma(colour["pred_colour"][sel]), chroma(colour["target_colour"][sel])),
                  "psnr": float(np.mean(-10 * np.log10(np.maximum(mse[sel], 1e-10)))),
                  "pose_raw": pose_summary(err_raw), "pose_aligned": pose_summary(err_al),
                  "p_max": float(pred["proba"][sel].max(1).values.mean()), "n_images": int(sel.sum())}

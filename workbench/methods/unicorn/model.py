@@ -284,6 +284,8 @@ class UnicornModel(nn.Module):
         m = cfg.model
         kw = {"width": m.backbone_width} if m.backbone == "small_cnn" else {}
         self.encoder = build_backbone(m.backbone, pretrained=False, **kw)
+        self.appearance_encoder = (build_backbone(m.backbone, pretrained=False, **kw)
+                                   if m.appearance_encoder == "separate" else None)
         C = self.encoder.out_channels
         self.dims = (m.shape_sizes[-1], m.texture_sizes[-1], m.background_sizes[-1])
         self.shape_head = _head(C, m.head_width, m.head_layers, max(self.dims[0], 1))
@@ -311,9 +313,11 @@ class UnicornModel(nn.Module):
         return list(self.pose.parameters())
 
     def shape_parameters(self) -> list[nn.Parameter]:
-        """Updated by the 3D-step only (code/scale heads, deformation field, generators)."""
+        """Updated by the 3D-step only (code/scale heads, deformation field, generators, and the separate
+        appearance encoder when there is one)."""
         mods = [self.shape_head, self.texture_head, self.background_head, self.scale_head, self.field,
-                self.tex_gen] + ([self.bg_gen] if self.bg_gen is not None else [])
+                self.tex_gen] + ([self.bg_gen] if self.bg_gen is not None else []) + \
+            ([self.appearance_encoder] if self.appearance_encoder is not None else [])
         return [p for mod in mods for p in mod.parameters()]
 
     # schedules ---------------------------------------------------------------------------------
@@ -329,20 +333,27 @@ class UnicornModel(nn.Module):
                 "scale": step >= t.scale_from}
 
     # forward -------------------------------------------------------------------------------------
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x)
+    def encode(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """``(B, 3, H, W)`` -> ``(B, C)`` features, or the pair (geometry, appearance) of ``(B, C)``
+        features with a separate appearance encoder (kept apart, so that a P-step leaves the
+        appearance encoder without gradients)."""
+        if self.appearance_encoder is None:
+            return self.encoder(x)
+        return self.encoder(x), self.appearance_encoder(x)
 
     def forward(self, x: torch.Tensor, step: int = 10 ** 12) -> UnicornOutput:
         """``x (B, 3, H, W)`` in [0, 1] -> :class:`UnicornOutput` at training iteration ``step``."""
         feat = self.encode(x)
         return self.decode(feat, step)
 
-    def decode(self, feat: torch.Tensor, step: int = 10 ** 12) -> UnicornOutput:
+    def decode(self, feat: torch.Tensor | tuple[torch.Tensor, torch.Tensor], step: int = 10 ** 12
+               ) -> UnicornOutput:
         ns, nt, nb = self.sizes_at(step)
         sw = self.switches_at(step)
+        feat, app = feat if isinstance(feat, tuple) else (feat, feat)
         z_sh = progressive_mask(self.shape_head(feat), ns)[:, :self.dims[0]]
-        z_tx = progressive_mask(self.texture_head(feat), nt)
-        z_bg = progressive_mask(self.background_head(feat), nb)
+        z_tx = progressive_mask(self.texture_head(app), nt)
+        z_bg = progressive_mask(self.background_head(app), nb)
         if sw["scale"]:
             scale = 1.0 + self.cfg.model.scale_range * torch.tanh(self.scale_head(feat))
         else:
