@@ -54,6 +54,10 @@ class ModelSection(Config):
     """``shared``: one encoder feeds every head (the official small model); ``separate``: a second
     encoder of the same kind feeds the texture and background heads (as the official big model,
     ``shared: False``, which has one encoder per head)."""
+    appearance_head_init: Literal["zero", "kaiming"] = "zero"
+    """Last layer of the texture and background code heads: ``zero`` (official: every image starts
+    with the same texture) or ``kaiming`` (as the hidden layers; see the ``quick`` profile's comment:
+    a zero last layer passes no texture gradient to the encoder and its hidden features at first)."""
     head_width: int = 128
     """Hidden width of the MLP heads (3 hidden layers)."""
     head_layers: int = 3

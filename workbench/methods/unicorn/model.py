@@ -289,8 +289,9 @@ class UnicornModel(nn.Module):
         C = self.encoder.out_channels
         self.dims = (m.shape_sizes[-1], m.texture_sizes[-1], m.background_sizes[-1])
         self.shape_head = _head(C, m.head_width, m.head_layers, max(self.dims[0], 1))
-        self.texture_head = _head(C, m.head_width, m.head_layers, self.dims[1])
-        self.background_head = _head(C, m.head_width, m.head_layers, self.dims[2])
+        zero_app = m.appearance_head_init == "zero"
+        self.texture_head = _head(C, m.head_width, m.head_layers, self.dims[1], zero=zero_app)
+        self.background_head = _head(C, m.head_width, m.head_layers, self.dims[2], zero=zero_app)
         self.scale_head = _head(C, m.head_width, m.head_layers, 3)
         self.pose = PoseHeads(C, m.n_candidates, m.head_width, m.head_layers, m.angle_margin, m.elevation_range,
                               m.roll_range, m.translation_range)
