@@ -275,6 +275,22 @@ def test_separate_appearance_encoder_feeds_only_texture_and_background():
     assert not any(id(p) in ids for p in model.encoder.parameters())
 
 
+@pytest.mark.parametrize("init", ["zero", "kaiming"])
+def test_appearance_head_init_decides_whether_textures_start_alike(init):
+    cfg = UnicornConfig.for_profile("smoke", [f"model.appearance_head_init={init}", "data.variant=textured"])
+    torch.manual_seed(0)
+    model = UnicornModel(cfg).eval()
+    x = torch.rand(3, 3, 32, 32)
+    out = model(x)
+    alike = torch.allclose(out.texture[0], out.texture[1]) and torch.allclose(out.background[0], out.background[2])
+    assert alike == (init == "zero")
+    # the shape head keeps the official zero init either way: every image starts from the template
+    assert torch.equal(out.z_sh, torch.zeros_like(out.z_sh))
+    out.texture.sum().backward()
+    enc_grad = sum(float(p.grad.abs().sum()) for p in model.encoder.parameters() if p.grad is not None)
+    assert (enc_grad > 0) == (init == "kaiming")     # zero last layer: no texture gradient reaches the encoder
+
+
 def test_config_is_strict_and_validated():
     with pytest.raises(ConfigError):
         UnicornConfig.for_profile("smoke", ["model.n_candidatez=3"])
