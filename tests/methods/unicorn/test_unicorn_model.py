@@ -291,6 +291,19 @@ def test_appearance_head_init_decides_whether_textures_start_alike(init):
     assert (enc_grad > 0) == (init == "kaiming")     # zero last layer: no texture gradient reaches the encoder
 
 
+def test_swap_loss_starts_at_swap_from():
+    for swap_from, expect in ((0, True), (100, False)):
+        cfg = UnicornConfig.for_profile("smoke", ["loss.perceptual_kind=none", f"train.swap_from={swap_from}",
+                                                  "swap.bins=1"])
+        torch.manual_seed(0)
+        model = UnicornModel(cfg)
+        obj = UnicornObjective(cfg, model, build_bank(cfg))
+        x = torch.rand(4, 3, 32, 32)
+        obj(model, {"image": x}, 4)                          # a 3D-step fills the bank
+        out = obj(model, {"image": x.flip(0)}, 6)            # stage 4: both latents non-empty
+        assert ("swap" in out) == expect
+
+
 def test_config_is_strict_and_validated():
     with pytest.raises(ConfigError):
         UnicornConfig.for_profile("smoke", ["model.n_candidatez=3"])

@@ -154,6 +154,9 @@ class TrainSection(TrainConfig):
     the real-image configs)."""
     mean_texture_until: int = -1
     """Mean-texture trick until this iteration (-1 = the start of the last stage)."""
+    swap_from: int = 0
+    """Swap reconstruction from this iteration on (0: the official rule alone, as soon as the shape
+    and texture latents are both non-empty, i.e. from stage 2)."""
     alternate: bool = True
     """Alternate 3D-steps (even iterations) and P-steps (odd); False sums both losses every step."""
     num_threads: int = 0

@@ -10,7 +10,8 @@ Alternate optimisation (``train.alternate``, the paper's): even iterations are *
   ``sum_k p_k L_rec(I, I_k) + uniform x sum_k |mean_b p_k - 1/K|``. Only the encoder and the pose
   group (rotation, translation and probability heads) receive gradients.
 
-Swap reconstruction (3D-steps, once the shape and texture latents are both non-empty): for each
+Swap reconstruction (3D-steps, once the shape and texture latents are both non-empty and from
+``train.swap_from`` on): for each
 input a random viewpoint bin is drawn, the bank's nearest item by texture code (mt) and by shape
 code (ms) in that bin are re-encoded by the current network (no grad), and the renders
 ``(verts^mt, texture, pose^mt, bg^mt)`` vs ``I^mt`` and ``(verts, texture^ms, pose^ms, bg^ms)`` vs
@@ -158,7 +159,8 @@ class UnicornObjective(torch.nn.Module):
         """Inputs of the swapped renders (or None): ``((verts, tex, R, T, bg, target), valid fraction)``."""
         cfg = self.cfg
         ns, nt, _ = core.sizes_at(step)
-        if self.bank is None or cfg.loss.swap <= 0 or ns == 0 or nt == 0 or len(self.bank) == 0:
+        if (self.bank is None or cfg.loss.swap <= 0 or ns == 0 or nt == 0 or len(self.bank) == 0
+                or step < cfg.train.swap_from):
             return None
         B = x.shape[0]
         bins = torch.randint(cfg.swap.bins, (B,))
