@@ -12,7 +12,10 @@ Modules (each usable on its own):
   upsampling + conv3x3 + ReLU, an RGB skip branch accumulated with bilinear upsampling, sigmoid.
 * :class:`PoseHeads` -- K candidates, each with its own rotation MLP (azimuth offset from the k-th
   reference azimuth, elevation, roll; tanh-bounded) and translation MLP, plus a probability head.
-* :class:`UnicornModel` -- the encoder, the heads and :meth:`UnicornModel.render`.
+* :class:`UnicornModel` -- the encoder, the heads and :meth:`UnicornModel.render`. The code heads end in a
+  zero-initialised layer (official); ``model.appearance_head_init="kaiming"`` initialises the texture and
+  background heads' last layer like the hidden ones, and ``model.appearance_encoder="separate"`` gives them
+  their own encoder (see the config's ``quick`` profile for what each measured).
 
 Pose convention: the project's chain (``workbench.geometry.pose.pose_to_rt``): candidate k gives
 ``(azimuth, elevation, roll)`` and ``R, T = pose_to_rt(a, e, roll, d)`` with the translation offset
