@@ -260,8 +260,7 @@ def test_separate_appearance_encoder_feeds_only_texture_and_background():
     torch.manual_seed(0)
     model = UnicornModel(cfg).eval()
     for head in (model.texture_head, model.background_head):            # zero-init last layers: make them live
-        torch.nn.init.normal_(head[-1].weight if isinstance(head, torch.nn.Sequential) else
-                              [m for m in head.modules() if isinstance(m, torch.nn.Linear)][-1].weight)
+        torch.nn.init.normal_([m for m in head.modules() if isinstance(m, torch.nn.Linear)][-1].weight)
     x = torch.rand(2, 3, 32, 32)
     a = model(x)
     with torch.no_grad():                                                 # perturb only the appearance encoder

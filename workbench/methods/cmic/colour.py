@@ -245,6 +245,13 @@ def hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
     return v.unsqueeze(1) - (v * s).unsqueeze(1) * (torch.minimum(k, 4 - k).clamp(0, 1))
 
 
+def rotate_hue(images: torch.Tensor, turns: float) -> torch.Tensor:
+    """``(B, 3, H, W)`` RGB in [0, 1] with every hue turned by ``turns`` (HSV; the evaluation's hue-rotation test)."""
+    hsv = rgb_to_hsv(images)
+    hsv[:, 0] = torch.remainder(hsv[:, 0] + turns, 1.0)
+    return hsv_to_rgb(hsv)
+
+
 def hsv_jitter(images: torch.Tensor, hue: float = 0.1, saturation: float = 0.4, value: float = 0.4,
                p: float = 0.5, generator: torch.Generator | None = None) -> torch.Tensor:
     """Random HSV jitter (the paper's "HSV" ablation, applied with probability ``p`` per image).

@@ -72,7 +72,7 @@ def embed_queries(model: CMIC, queries: QuerySet, image_size: int, batch_size: i
     first (:func:`~.colour.colour_transfer`; the colour-shift robustness test).
     ``hue_shift``: rotate every photo's hue by this many turns first (HSV; the hue-rotation test).
     """
-    from .colour import colour_transfer, hsv_to_rgb, rgb_to_hsv
+    from .colour import colour_transfer, rotate_hue
 
     device = device or next(model.parameters()).device
     was = model.training
@@ -85,9 +85,7 @@ def embed_queries(model: CMIC, queries: QuerySet, image_size: int, batch_size: i
         if recolour is not None:
             images = colour_transfer(images, queries.get(recolour[idx])[0], colour_space)
         if hue_shift:
-            hsv = rgb_to_hsv(images)
-            hsv[:, 0] = torch.remainder(hsv[:, 0] + hue_shift, 1.0)
-            images = hsv_to_rgb(hsv)
+            images = rotate_hue(images, hue_shift)
         out.append(model.embed_queries(resize(images.to(device), image_size), resize(masks.to(device), image_size)))
     model.train(was)
     return torch.cat(out) if out else torch.zeros(0, model.dim, device=device)
@@ -260,25 +258,25 @@ def retrieval_metrics(model: CMIC, data: RetrievalData, cfg: CMICConfig, max_que
     preds = {"query_index": torch.arange(n), "gt": gt, "seen_topk": ranked, "seen_scores": top_scores}
 
     if ec.colour_shift and n:
+        def shifted_ranking(qs: torch.Tensor, prefix: str) -> torch.Tensor:
+            """Rank the seen repository for colour-shifted query embeddings; ``{prefix}_top{k}`` into m."""
+            sranked = topk(attention_scores(model.attention, qs, views, model.normalize_shape, ec.query_chunk,
+                                            ec.shape_chunk), kmax).cpu()
+            for k in sorted(set(ec.topk)):
+                hit = (sranked[:, :k] == gt[:, None]).any(1)
+                m[f"{prefix}_top{k}"] = float(hit[valid].float().mean()) if valid.any() else float("nan")
+            return sranked
+
         # the same test photos re-coloured with another photo's colours: does retrieval rely on colour?
         src = recolour_sources(data.test, n, cfg.seed)
         qr = embed_queries(model, data.test, cfg.model.image_size, ec.batch_size, device, limit, recolour=src)
-        rs = attention_scores(model.attention, qr, views, model.normalize_shape, ec.query_chunk, ec.shape_chunk)
-        rranked = topk(rs, kmax).cpu()
-        for k in sorted(set(ec.topk)):
-            hit = (rranked[:, :k] == gt[:, None]).any(1)
-            m[f"recolour_top{k}"] = float(hit[valid].float().mean()) if valid.any() else float("nan")
+        rranked = shifted_ranking(qr, "recolour")
         m["recolour_category_acc"] = float((data.seen.categories[rranked[:, 0]] == qcat).float().mean())
         preds["recolour_source"], preds["recolour_topk"] = src, rranked
         # hue turned by half a turn: a colour shift that no variant trains on
         qh = embed_queries(model, data.test, cfg.model.image_size, ec.batch_size, device, limit, hue_shift=0.5)
-        hs = attention_scores(model.attention, qh, views, model.normalize_shape, ec.query_chunk, ec.shape_chunk)
-        hranked = topk(hs, kmax).cpu()
-        for k in sorted(set(ec.topk)):
-            hit = (hranked[:, :k] == gt[:, None]).any(1)
-            m[f"hue_top{k}"] = float(hit[valid].float().mean()) if valid.any() else float("nan")
+        preds["hue_topk"] = shifted_ranking(qh, "hue")
         m.update(embedding_similarities(q, qh, data.test.shape_ids[:n]))
-        preds["hue_topk"] = hranked
 
     metric_fn = None
     if shape_metrics and all(p is not None for p in data.seen.mesh_paths) and shape_metrics_available():

@@ -155,14 +155,18 @@ def colour_errors(rgb: torch.Tensor, alpha: torch.Tensor, images: torch.Tensor, 
     over = (sil & ~gt).flatten(1).sum(1) / sil.flatten(1).sum(1).clamp_min(1)
     return {"colour_l1": (pred - target).abs().mean(1).numpy(),
             "colour_l1_mean_baseline": (base - target).abs().mean(1).numpy(),
-            "silhouette_overshoot": over.numpy(), "colour_corr": colour_corr(pred, target),
-            "chroma_corr": colour_corr(chroma(pred), chroma(target)),
+            "silhouette_overshoot": over.numpy(), **colour_correlations(pred, target),
             "pred_colour": pred, "target_colour": target}
 
 
 def chroma(colours: torch.Tensor) -> torch.Tensor:
     """``(N, 3)`` colours minus their grey level (the mean over RGB): the hue and saturation part."""
     return colours - colours.mean(1, keepdim=True)
+
+
+def colour_correlations(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    """``colour_corr`` and ``chroma_corr`` (see the module docstring) of mean colours ``(N, 3)``."""
+    return {"colour_corr": colour_corr(pred, target), "chroma_corr": colour_corr(chroma(pred), chroma(target))}
 
 
 def colour_corr(pred: torch.Tensor, target: torch.Tensor) -> float:
@@ -224,8 +228,7 @@ def evaluate(cfg: UnicornConfig, run_dir: str | Path, model: UnicornModel | None
                  "mask_iou": float(iou[sel].mean()), "mse": float(mse[sel].mean()),
                  **{k: float(colour[k][sel].mean()) for k in ("colour_l1", "colour_l1_mean_baseline",
                                                                "silhouette_overshoot")},
-                 "colour_corr": colour_corr(colour["pred_colour"][sel], colour["target_colour"][sel]),
-                 "chroma_corr": colour_corr(chroma(colour["pred_colour"][sel]), chroma(colour["target_colour"][sel])),
+                 **colour_correlations(colour["pred_colour"][sel], colour["target_colour"][sel]),
                  "psnr": float(np.mean(-10 * np.log10(np.maximum(mse[sel], 1e-10)))),
                  "pose_raw": pose_summary(err_raw), "pose_aligned": pose_summary(err_al),
                  "p_max": float(pred["proba"][sel].max(1).values.mean()), "n_images": int(sel.sum())}
