@@ -69,6 +69,13 @@ def test_variants_get_their_overrides_and_profile(toy):
     spec = pipeline.get_method("toy")
     cfg = pipeline.make_config(spec, "smoke", spec.variants[1], seed=4, overrides=["target=2"])
     assert (cfg.optim.steps, cfg.optim.lr, cfg.seed, cfg.target) == (60, 0.001, 4, 2.0)
+    # per-profile variant overrides apply at their profile only, over the variant's own, under the user's
+    v = Variant("fine", {"optim": {"lr": 0.01}}, profile_overrides={"quick": {"optim": {"steps": 7}, "target": 5.0}})
+    q = pipeline.make_config(spec, "quick", v)
+    assert (q.optim.steps, q.optim.lr, q.target) == (7, 0.01, 5.0)
+    s = pipeline.make_config(spec, "smoke", v, overrides=["target=1"])
+    assert (s.optim.steps, s.optim.lr, s.target) == (60, 0.01, 1.0)
+    assert pipeline.make_config(spec, "quick", v, overrides=["optim.steps=9"]).optim.steps == 9
 
 
 def test_train_then_reuse(toy):

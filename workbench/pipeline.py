@@ -51,7 +51,7 @@ def make_config(spec: MethodSpec, profile: str, variant: Variant, seed: int | No
 
     base = spec.config_cls().to_dict()
     merged = deep_merge(base, spec.config_cls.profile_overrides(profile))
-    merged = deep_merge(merged, dict(variant.overrides))
+    merged = deep_merge(merged, variant.overrides_for(profile))
     if seed is not None and "seed" in merged:
         merged["seed"] = seed
     merged = deep_merge(merged, parse_overrides(overrides))

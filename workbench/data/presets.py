@@ -15,7 +15,11 @@ preset         contents
                ``test_textured`` (the same scenes on procedural backgrounds).
 ``retrieval``  query images + masks, a shape repository (``shapes.parquet``, PLY meshes) and 12 flat
                grey renders per shape; ``train``/``test`` multi-category (Pix3D-like) and
-               ``fine_train``/``fine_test`` single-category fine-grained (cars, CompCars-like).
+               ``fine_train``/``fine_test`` single-category fine-grained (cars, CompCars-like: from
+               ``quick`` on, ~40 training photos per car as CompCars' 3,798 / 94). The cars come in
+               ``fine_families`` families: one prototype each, its members jittered by
+               ``family_jitter`` x range (s.d.) per parameter, so that members of a family are
+               near-identical variants (as a model's trim levels and years).
                ``materials_per_photo=true`` draws the object's colours/textures afresh for every
                photo (same geometry, pose and background draws), so that colour is no shortcut to
                shape identity (default ``false``: one set of materials per shape).
@@ -218,7 +222,9 @@ class RetrievalConfig(Config):
         "smoke": {"shapes_per_category": 3, "train_images_per_shape": 3, "test_images_per_shape": 1,
                   "fine_families": 2, "fine_shapes": 6, "fine_train_images_per_shape": 3,
                   "fine_test_images_per_shape": 1, "render": {"occluder_bank": 8}},
-        "quick": {},
+        # CompCars has ~40 training photos per car model (3,798 / 94): with 8, the small quick encoders
+        # cannot learn car shape at all (cmic's fine-grained runs at chance); 4 test photos per car
+        "quick": {"fine_train_images_per_shape": 40, "fine_test_images_per_shape": 4},
         "full": {"shapes_per_category": 80, "train_images_per_shape": 16, "test_images_per_shape": 16,
                  "fine_families": 20, "fine_shapes": 134, "fine_train_images_per_shape": 60,
                  "fine_test_images_per_shape": 60, "render_size": 128, "render": {"image_size": 128}},

@@ -26,11 +26,23 @@ METHOD_NAMES = ("compnet3d", "piro", "unicorn", "cmic", "ttp")
 
 @dataclass(frozen=True)
 class Variant:
-    """One row of a paper table: a named set of nested config overrides."""
+    """One row of a paper table: a named set of nested config overrides.
+
+    ``profile_overrides`` maps a profile name to further overrides applied on top of
+    ``overrides`` at that profile only (a variant whose data needs other budget settings than
+    the profile's, e.g. cmic's fine-grained runs at ``quick``).
+    """
 
     name: str
     overrides: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
+    profile_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def overrides_for(self, profile: str | None) -> dict:
+        """The variant's nested overrides at ``profile``."""
+        from ..core.config import deep_merge
+
+        return deep_merge(dict(self.overrides), dict(self.profile_overrides.get(profile or "", {})))
 
 
 @dataclass(frozen=True)

@@ -39,3 +39,24 @@ def test_query_image_and_mask_share_the_warp():
     # colour transfer keeps masks and shapes
     ti, tm = augment_queries(torch.rand(4, 3, 32, 32), mask, 24, AugmentSettings(), g)
     assert ti.shape == (4, 3, 24, 24) and 0 <= ti.min() and ti.max() <= 1
+
+
+def test_shrinking_crops_are_anti_aliased_like_the_evaluation_resize():
+    from workbench.methods.cmic.augment import resize
+
+    # stripes of period 3 px: a plain bilinear 2x shrink aliases them into a coarse beat pattern
+    x = torch.zeros(2, 1, 64, 64)
+    x[..., ::3] = 1.0
+    eye = torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]).expand(2, 2, 3)
+    aa, plain = warp(x, eye, (32, 32)), warp(x, eye, (32, 32), antialias=False)
+    torch.testing.assert_close(aa, resize(x, 32))  # whole-image crop: exactly the evaluation's resize
+    assert plain.std() > 3 * aa.std()
+    # a crop of 3/4 of the image to 32 px: the same as the anti-aliased resize of that crop
+    g = torch.rand(1, 1, 64, 64, generator=torch.Generator().manual_seed(0)).expand(2, 1, 64, 64)
+    th = torch.tensor([[0.75, 0, -0.25], [0, 0.75, -0.25]]).expand(2, 2, 3)
+    ref = resize(g[..., :48, :48], 32)
+    err_aa = (warp(g, th, (32, 32)) - ref).abs().mean()
+    err_plain = (warp(g, th, (32, 32), antialias=False) - ref).abs().mean()
+    assert err_aa < 0.5 * err_plain
+    # enlarging crops are unchanged
+    torch.testing.assert_close(warp(g, eye, (64, 64)), g)

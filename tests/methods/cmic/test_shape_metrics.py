@@ -41,3 +41,21 @@ def test_union_of_overlapping_parts_is_solid_and_metrics_behave(tmp_path):
     assert iou == pytest.approx(0.5, abs=0.03)
     assert 0.02 < d < 0.2
     assert m.pair(paths["half"], paths["half"]) == (0.0, 1.0)
+
+
+def test_family_metrics_hand_computed():
+    from workbench.methods.cmic.evaluate import family_metrics
+
+    # families: a a a b b c ; queries: gt rows 0, 3, 5, 1 (-1 = not in the repository)
+    fams = ["a", "a", "a", "b", "b", "c"]
+    top1 = torch.tensor([2, 0, 5, 4, 3])
+    gt = torch.tensor([0, 3, 5, 1, -1])
+    m = family_metrics(fams, top1, gt)
+    # hits: row2 in a (yes), row0 a vs b (no), row5 c (yes), row4 b vs a (no); the last query is skipped
+    assert m["family_acc"] == pytest.approx(2 / 4)
+    # chance: family sizes of the gts 3, 2, 1, 3 over 6 shapes
+    assert m["chance_family_acc"] == pytest.approx((3 + 2 + 1 + 3) / 4 / 6)
+    assert m["family_size"] == pytest.approx(9 / 4)
+    # no families, or singleton families only: nothing to report
+    assert family_metrics([""] * 6, top1, gt) == {}
+    assert family_metrics(list("abcdef"), top1, gt) == {}

@@ -62,8 +62,25 @@ def random_affine_theta(n: int, scale: tuple[float, float] = (1.0, 1.0), ratio: 
 
 
 def warp(x: torch.Tensor, theta: torch.Tensor, size: tuple[int, int], padding_mode: str = "zeros",
-         mode: str = "bilinear") -> torch.Tensor:
-    """Resample ``(N, C, H, W)`` with affine ``theta (N, 2, 3)`` to ``(N, C, *size)``."""
+         mode: str = "bilinear", antialias: bool = True) -> torch.Tensor:
+    """Resample ``(N, C, H, W)`` with affine ``theta (N, 2, 3)`` (axis-aligned: scale + shift, as
+    :func:`random_affine_theta` makes) to ``(N, C, *size)``.
+
+    ``antialias``: where the crops shrink the image (more than one source pixel per output pixel),
+    the source is first resized with an anti-aliased filter to the resolution at which the least
+    shrunk crop of the batch maps one to one (the others shrink by at most the batch's spread of
+    crop sizes), as torchvision's ``RandomResizedCrop`` crops and then resizes with anti-aliasing.
+    Bilinear ``grid_sample`` alone reads 2 x 2 pixels per output pixel and aliases thin structures:
+    a 64 px render cropped to 32 px would then differ from the anti-aliased :func:`resize` that
+    evaluation uses.
+    """
+    if antialias:
+        th = theta.detach().abs()
+        shrink = torch.minimum(th[:, 0, 0] * x.shape[-1] / size[1], th[:, 1, 1] * x.shape[-2] / size[0])
+        f = float(shrink.min()) if shrink.numel() else 1.0
+        if f > 1.0 + 1e-6:
+            hw = (max(size[0], round(x.shape[-2] / f)), max(size[1], round(x.shape[-1] / f)))
+            x = F.interpolate(x, size=hw, mode="bilinear", align_corners=False, antialias=True)
     grid = F.affine_grid(theta.to(x), (x.shape[0], x.shape[1], *size), align_corners=False)
     return F.grid_sample(x, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
 
@@ -95,6 +112,7 @@ class AugmentSettings:
     query_scale: tuple[float, float] = (0.85, 0.95)
     query_translate: float = 0.05
     render_scale: tuple[float, float] = (0.65, 0.9)
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
     flip_p: float = 0.5
 
 
@@ -113,7 +131,7 @@ def augment_queries(images: torch.Tensor, masks: torch.Tensor, size: int, aug: A
     check_shape("masks", masks, (images.shape[0], 1, images.shape[2], images.shape[3]))
     B = images.shape[0]
     if aug.geometric:
-        theta = random_affine_theta(B, aug.query_scale, translate=aug.query_translate, flip_p=aug.flip_p,
+        theta = random_affine_theta(B, aug.query_scale, aug.crop_ratio, translate=aug.query_translate, flip_p=aug.flip_p,
                                     generator=generator)
         images = warp(images, theta, (size, size), padding_mode="zeros")
         masks = warp(masks, theta, (size, size), padding_mode="zeros")
@@ -143,7 +161,7 @@ def augment_renders(renders: torch.Tensor, size: int, aug: AugmentSettings,
     S, V = renders.shape[:2]
     flat = renders.reshape(S * V, *renders.shape[2:])
     if aug.geometric:
-        theta = random_affine_theta(S * V, aug.render_scale, flip_p=aug.flip_p, generator=generator)
+        theta = random_affine_theta(S * V, aug.render_scale, aug.crop_ratio, flip_p=aug.flip_p, generator=generator)
         flat = warp(flat, theta, (size, size), padding_mode="border")
     else:
         flat = resize(flat, size)

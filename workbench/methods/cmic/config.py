@@ -138,6 +138,10 @@ class AugmentConfig(Config):
     query_scale: tuple[float, float] = (0.85, 0.95)
     query_translate: float = 0.05
     render_scale: tuple[float, float] = (0.65, 0.9)
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    """Aspect-ratio range (w/h, log-uniform) of the random-resized crops of queries and renders
+    (torchvision's default, as the official code). The crop is resized to a square, so a ratio
+    other than 1 stretches the object: (1, 1) keeps proportions."""
     flip_p: float = 0.5
 
     def validate(self) -> None:
@@ -151,6 +155,9 @@ class AugmentConfig(Config):
             lo, hi = getattr(self, name)
             if not 0.0 < lo <= hi <= 1.0:
                 raise ConfigError(f"augment.{name} must satisfy 0 < lo <= hi <= 1, got {(lo, hi)}")
+        lo, hi = self.crop_ratio
+        if not 0.0 < lo <= 1.0 <= hi:
+            raise ConfigError(f"augment.crop_ratio must satisfy 0 < lo <= 1 <= hi, got {(lo, hi)}")
 
     def settings(self):
         from .augment import AugmentSettings

@@ -80,12 +80,15 @@ class Repository:
         renders: ``(S, M, 1, H, W)`` uint8 (white background).
         shape_ids: ``(S,)`` long dataset shape ids; categories: ``(S,)`` long category indices.
         mesh_paths: ``S`` paths of the shapes' meshes (``None`` where unknown).
+        families: ``S`` fine-grained family names (the synthetic preset's near-identical variants
+            of one prototype; ``""`` where unknown).
     """
 
     renders: torch.Tensor
     shape_ids: torch.Tensor
     categories: torch.Tensor
     mesh_paths: list = field(default_factory=list)
+    families: list = field(default_factory=list)
 
     def __post_init__(self):
         s = self.renders.shape[0]
@@ -98,6 +101,9 @@ class Repository:
             self.mesh_paths = [None] * s
         if len(self.mesh_paths) != s:
             raise DataError(f"repository has {s} shapes but {len(self.mesh_paths)} mesh paths")
+        self.families = [f or "" for f in self.families] if self.families else [""] * s
+        if len(self.families) != s:
+            raise DataError(f"repository has {s} shapes but {len(self.families)} family names")
         if len(set(self.shape_ids.tolist())) != s:
             raise DataError("repository shape ids are not unique")
         self._pos = {int(k): i for i, k in enumerate(self.shape_ids.tolist())}
@@ -117,7 +123,7 @@ class Repository:
         keep = torch.as_tensor(keep)
         idx = keep.nonzero().flatten().tolist() if keep.dtype == torch.bool else keep.tolist()
         return Repository(self.renders[keep], self.shape_ids[keep], self.categories[keep],
-                          [self.mesh_paths[i] for i in idx])
+                          [self.mesh_paths[i] for i in idx], [self.families[i] for i in idx])
 
 
 @dataclass
@@ -237,7 +243,8 @@ def _load_repository(ds, split: str, cat_map: dict[int, int], size: int = 0) -> 
     cats = torch.as_tensor(repo.categories).long()
     return Repository(renders, torch.as_tensor(repo.shape_ids).long(),
                       torch.tensor([cat_map[int(c)] for c in cats.tolist()], dtype=torch.long),
-                      [str(p) if p else None for p in list(repo.mesh_paths)])
+                      [str(p) if p else None for p in list(repo.mesh_paths)],
+                      [str(f) if isinstance(f, str) else "" for f in getattr(repo, "families", [])])
 
 
 def _where(ds) -> str:

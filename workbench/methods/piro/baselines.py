@@ -67,6 +67,6 @@ def variant_config(name: str, profile: str | None = None, overrides=None):
     from .config import PiroConfig
 
     merged = deep_merge(PiroConfig().to_dict(), PiroConfig.profile_overrides(profile))
-    merged = deep_merge(merged, dict(get_variant(name).overrides))
+    merged = deep_merge(merged, get_variant(name).overrides_for(profile))
     merged = deep_merge(merged, parse_overrides(overrides))
     return PiroConfig.from_dict(merged)
