@@ -366,6 +366,18 @@ def test_retrieval_materials_per_photo(tmp_path, monkeypatch):
     # every photo of a shape has its own materials, drawn from the category's palettes
     for _, g in b.df.groupby("shape_id"):
         assert g["material_seed"].nunique() == len(g)
+    # only the test photos get new materials: the training photos are those of the per-shape dataset
+    c = DatasetIndex(generate("retrieval", "smoke", 0, out=tmp_path / "c", workers=0, progress=False,
+                              overrides=RETRIEVAL_TINY + ["materials_per_photo=true",
+                                                          "materials_per_photo_splits=[test, fine_test]"]))
+    pd.testing.assert_frame_equal(a.df[pose], c.df[pose])
+    for ra, rc in zip(a.df.itertuples(), c.df.itertuples()):
+        same = (a.root / ra.image).read_bytes() == (c.root / rc.image).read_bytes()
+        assert same == (ra.split not in ("test", "fine_test")), (ra.image, ra.split)
+    for _, g in c.df.groupby("shape_id"):
+        train, test = g[~g.split.str.endswith("test")], g[g.split.str.endswith("test")]
+        assert train["material_seed"].nunique() == 1 and test["material_seed"].nunique() == len(test)
+        assert not set(test["material_seed"]) & set(train["material_seed"])
     m = make_object("chair", sample_params("chair", np.random.default_rng(0)), 1)
     m2 = resample_materials(m, 2)
     assert m2.verts is m.verts and m2.faces is m.faces

@@ -197,11 +197,14 @@ def render_job(job: Job, root: Path, preset: str, cfg, bank) -> Tuple[List[dict]
     for i, f in enumerate(focals):
         groups.setdefault(round(f, 9), []).append(i)
     rendered: Dict[int, Dict[str, np.ndarray]] = {}
-    if job.materials_per_view:  # one render per view, each with its own materials (same geometry)
+    fresh = [i for i, vs in enumerate(job.views)
+             if job.materials_per_view and (not job.materials_splits or vs.split in job.materials_splits)]
+    if fresh:  # one render per view, each with its own materials (same geometry)
         from .world import resample_materials
 
-        groups = {}
-        for i in range(len(job.views)):
+        groups = {f: [i for i in idx if i not in fresh] for f, idx in groups.items()}
+        groups = {f: idx for f, idx in groups.items() if idx}
+        for i in fresh:
             out = render_views(resample_materials(model, _view_material_seed(job, i)), A[i:i + 1], E[i:i + 1],
                                TH[i:i + 1], D[i:i + 1], focals[i], np.array([pps[i]]), S, rc.supersample,
                                [lights[i]], "shaded")
@@ -247,8 +250,10 @@ def render_job(job: Job, root: Path, preset: str, cfg, bank) -> Tuple[List[dict]
                    focal=focals[i], px=pps[i][0], py=pps[i][1], bbox=_bbox(amodal),
                    keypoints_2d=uv.tolist(), keypoints_visible=vis.tolist(), background=vs.background,
                    style="shaded", light=json.dumps(lights[i].to_dict()))
-        if job.materials_per_view:
+        if i in fresh:
             row["material_seed"] = _view_material_seed(job, i)
+        elif fresh:  # the shape's own materials
+            row["material_seed"] = int(job.material_seed)
         rows.append(row)
         img_u8 = _u8(img)
         for split, kind, arg in vs.derived:

@@ -210,6 +210,11 @@ class RetrievalConfig(Config):
     fine_test_images_per_shape: int = 2
     family_jitter: float = 0.05
     materials_per_photo: bool = False  # True: new colours/textures for every photo of a shape
+    materials_per_photo_splits: List[str] = field(default_factory=list)
+    """With ``materials_per_photo``: only the photos of these splits get new materials, the others share
+    the shape's one set (e.g. ``[test, fine_test]``: training photos keep each shape's colours and test
+    photos have colours never seen with that shape, as real photos against their training set).
+    Empty: every split."""
     render_views: int = 12
     render_elevation_deg: float = 30.0
     render_distance: float = 2.8
@@ -287,6 +292,7 @@ class Job:
     shape_id: int = -1
     grey_renders: bool = False
     materials_per_view: bool = False  # draw the materials afresh for every view (seed: material_seed, view)
+    materials_splits: Tuple[str, ...] = ()  # with materials_per_view: only the views of these splits (empty: all)
 
 
 def _choice(d: Dict[str, float], rng: np.random.Generator) -> str:
@@ -428,7 +434,8 @@ def plan_retrieval(cfg: RetrievalConfig, seed: int) -> Tuple[List[Job], Dict[str
             rng = pl.rng("multi", cat, i)
             views = images(cfg.train_images_per_shape, cfg.test_images_per_shape, "train", "test", rng)
             pl.new_instance(cat, sample_params(cat, rng), views, rng, variant="multi", shape_id=shape_id,
-                            grey_renders=True, materials_per_view=cfg.materials_per_photo)
+                            grey_renders=True, materials_per_view=cfg.materials_per_photo,
+                            materials_splits=tuple(cfg.materials_per_photo_splits))
             shape_id += 1
     families = []
     cat = cfg.fine_category
@@ -442,7 +449,8 @@ def plan_retrieval(cfg: RetrievalConfig, seed: int) -> Tuple[List[Job], Dict[str
         params = family_instance(cat, protos[f], rng, cfg.family_jitter)
         views = images(cfg.fine_train_images_per_shape, cfg.fine_test_images_per_shape, "fine_train", "fine_test", rng)
         pl.new_instance(cat, params, views, rng, variant="fine", family=families[f], shape_id=shape_id,
-                        grey_renders=True, materials_per_view=cfg.materials_per_photo)
+                        grey_renders=True, materials_per_view=cfg.materials_per_photo,
+                            materials_splits=tuple(cfg.materials_per_photo_splits))
         shape_id += 1
     cats = list(dict.fromkeys(list(cfg.categories) + [cat]))
     return pl.jobs, {"categories": cats, "families": families, "splits": ["train", "test", "fine_train", "fine_test"]}
