@@ -391,3 +391,16 @@ def test_multiview_quick_has_eight_fine_test_objects_per_family():
     jobs, extra = plan("multiview", cfg, 0)
     per_family = pd.Series([j.family for j in jobs if j.views[0].split == "fine_test"]).value_counts()
     assert len(per_family) == len(extra["families"]) == 18 and per_family.min() >= 8
+
+
+def test_fields_added_at_their_neutral_default_keep_existing_dataset_hashes():
+    import hashlib
+    import json
+
+    from workbench.data.generate import _config_hash
+    from workbench.data.presets import preset_config
+
+    cfg = preset_config("retrieval", "smoke")
+    before = {k: v for k, v in cfg.to_dict().items() if k != "materials_per_photo_splits"}  # generator 1.1's keys
+    assert _config_hash(cfg) == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:10]
+    assert _config_hash(preset_config("retrieval", "smoke", ["materials_per_photo_splits=[test]"])) != _config_hash(cfg)

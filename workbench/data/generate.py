@@ -362,8 +362,14 @@ def _worker(job: Job) -> Tuple[int, Tuple[List[dict], dict], float]:
 
 
 # ----------------------------------------------------------------------------- driver
+# Preset fields added after generator 1.1 whose default value leaves the output unchanged: at that value
+# they are left out of the config hash, so that datasets generated before they existed stay valid.
+_NEUTRAL_DEFAULTS = {"materials_per_photo_splits": []}
+
+
 def _config_hash(cfg) -> str:
-    return hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:10]
+    d = {k: v for k, v in cfg.to_dict().items() if not (k in _NEUTRAL_DEFAULTS and v == _NEUTRAL_DEFAULTS[k])}
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
 
 
 def default_output(preset: str, profile: str, seed: int, overrides=None) -> Path:
