@@ -193,18 +193,18 @@ def render_job(job: Job, root: Path, preset: str, cfg, bank) -> Tuple[List[dict]
     D = np.array([v.distance for v in job.views])
     rows: List[dict] = []
     # group views with equal focal to batch the ray casting (crops have per-view focal lengths)
+    # (views with materials of their own are rendered one by one, with the shape's geometry)
+    fresh = {i for i, vs in enumerate(job.views)
+             if job.materials_per_view and (not job.materials_splits or vs.split in job.materials_splits)}
     groups: Dict[float, List[int]] = {}
     for i, f in enumerate(focals):
-        groups.setdefault(round(f, 9), []).append(i)
+        if i not in fresh:
+            groups.setdefault(round(f, 9), []).append(i)
     rendered: Dict[int, Dict[str, np.ndarray]] = {}
-    fresh = [i for i, vs in enumerate(job.views)
-             if job.materials_per_view and (not job.materials_splits or vs.split in job.materials_splits)]
-    if fresh:  # one render per view, each with its own materials (same geometry)
+    if fresh:
         from .world import resample_materials
 
-        groups = {f: [i for i in idx if i not in fresh] for f, idx in groups.items()}
-        groups = {f: idx for f, idx in groups.items() if idx}
-        for i in fresh:
+        for i in sorted(fresh):
             out = render_views(resample_materials(model, _view_material_seed(job, i)), A[i:i + 1], E[i:i + 1],
                                TH[i:i + 1], D[i:i + 1], focals[i], np.array([pps[i]]), S, rc.supersample,
                                [lights[i]], "shaded")

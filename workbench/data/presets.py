@@ -420,6 +420,8 @@ def plan_collection(cfg: CollectionConfig, seed: int) -> Tuple[List[Job], Dict[s
 def plan_retrieval(cfg: RetrievalConfig, seed: int) -> Tuple[List[Job], Dict[str, Any]]:
     pl = _Planner("retrieval", seed)
     shape_id = 0
+    looks = dict(grey_renders=True, materials_per_view=cfg.materials_per_photo,
+                 materials_splits=tuple(cfg.materials_per_photo_splits))
 
     def images(n_train: int, n_test: int, tr: str, te: str, rng) -> List[ViewSpec]:
         out = []
@@ -433,9 +435,7 @@ def plan_retrieval(cfg: RetrievalConfig, seed: int) -> Tuple[List[Job], Dict[str
         for i in range(cfg.shapes_per_category):
             rng = pl.rng("multi", cat, i)
             views = images(cfg.train_images_per_shape, cfg.test_images_per_shape, "train", "test", rng)
-            pl.new_instance(cat, sample_params(cat, rng), views, rng, variant="multi", shape_id=shape_id,
-                            grey_renders=True, materials_per_view=cfg.materials_per_photo,
-                            materials_splits=tuple(cfg.materials_per_photo_splits))
+            pl.new_instance(cat, sample_params(cat, rng), views, rng, variant="multi", shape_id=shape_id, **looks)
             shape_id += 1
     families = []
     cat = cfg.fine_category
@@ -448,9 +448,7 @@ def plan_retrieval(cfg: RetrievalConfig, seed: int) -> Tuple[List[Job], Dict[str
         rng = pl.rng("fine", cat, i)
         params = family_instance(cat, protos[f], rng, cfg.family_jitter)
         views = images(cfg.fine_train_images_per_shape, cfg.fine_test_images_per_shape, "fine_train", "fine_test", rng)
-        pl.new_instance(cat, params, views, rng, variant="fine", family=families[f], shape_id=shape_id,
-                        grey_renders=True, materials_per_view=cfg.materials_per_photo,
-                            materials_splits=tuple(cfg.materials_per_photo_splits))
+        pl.new_instance(cat, params, views, rng, variant="fine", family=families[f], shape_id=shape_id, **looks)
         shape_id += 1
     cats = list(dict.fromkeys(list(cfg.categories) + [cat]))
     return pl.jobs, {"categories": cats, "families": families, "splits": ["train", "test", "fine_train", "fine_test"]}

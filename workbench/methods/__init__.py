@@ -39,10 +39,10 @@ class Variant:
     profile_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def overrides_for(self, profile: str | None) -> dict:
-        """The variant's nested overrides at ``profile``."""
-        from ..core.config import deep_merge
+        """The variant's nested overrides at ``profile`` (resolved as :func:`~workbench.core.config.resolve_profile`)."""
+        from ..core.config import deep_merge, resolve_profile
 
-        return deep_merge(dict(self.overrides), dict(self.profile_overrides.get(profile or "", {})))
+        return deep_merge(dict(self.overrides), dict(self.profile_overrides.get(resolve_profile(profile), {})))
 
 
 @dataclass(frozen=True)

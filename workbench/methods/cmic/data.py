@@ -101,7 +101,7 @@ class Repository:
             self.mesh_paths = [None] * s
         if len(self.mesh_paths) != s:
             raise DataError(f"repository has {s} shapes but {len(self.mesh_paths)} mesh paths")
-        self.families = [f or "" for f in self.families] if self.families else [""] * s
+        self.families = [f if isinstance(f, str) else "" for f in self.families] if self.families else [""] * s
         if len(self.families) != s:
             raise DataError(f"repository has {s} shapes but {len(self.families)} family names")
         if len(set(self.shape_ids.tolist())) != s:
@@ -244,7 +244,7 @@ def _load_repository(ds, split: str, cat_map: dict[int, int], size: int = 0) -> 
     return Repository(renders, torch.as_tensor(repo.shape_ids).long(),
                       torch.tensor([cat_map[int(c)] for c in cats.tolist()], dtype=torch.long),
                       [str(p) if p else None for p in list(repo.mesh_paths)],
-                      [str(f) if isinstance(f, str) else "" for f in getattr(repo, "families", [])])
+                      list(repo.families))
 
 
 def _where(ds) -> str:
