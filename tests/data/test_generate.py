@@ -404,3 +404,27 @@ def test_fields_added_at_their_neutral_default_keep_existing_dataset_hashes():
     before = {k: v for k, v in cfg.to_dict().items() if k != "materials_per_photo_splits"}  # generator 1.1's keys
     assert _config_hash(cfg) == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:10]
     assert _config_hash(preset_config("retrieval", "smoke", ["materials_per_photo_splits=[test]"])) != _config_hash(cfg)
+
+
+def test_collection_without_crop_keeps_the_camera(tmp_path, monkeypatch):
+    """``crop_padding=null``: every view keeps the camera's focal length and centred principal point,
+    so the object's image size follows its pose (a crop would scale every silhouette to fill the image)."""
+    from workbench.data.generate import _config_hash
+    from workbench.data.presets import preset_config
+
+    monkeypatch.setenv("WB_DATA_DIR", str(tmp_path))
+    over = ["category=car", "train_instances=8", "test_instances=1", "textured_variant=false", "crop_padding=null",
+            "camera.distance=[2.732,2.732]", "camera.focal_factor=1.866"]
+    root = generate("collection", "smoke", 0, out=tmp_path / "nocrop", workers=0, overrides=over, progress=False)
+    df = DatasetIndex(root).df
+    df = df[df["split"] == "train"]
+    assert np.allclose(df["focal"], 1.866 * 64) and np.allclose(df["px"], 32) and np.allclose(df["py"], 32)
+    sides = []
+    for k in df.index:
+        m = read_mask_file(root / df.at[k, "mask"]) > 0.5
+        ys, xs = np.nonzero(m)
+        sides.append(max(xs.max() - xs.min(), ys.max() - ys.min()) + 1)
+    assert max(sides) < 64 and max(sides) / min(sides) > 1.3, sides   # cropped: all ~58 px
+    # the default (cropped) preset's hash is unchanged by the field accepting None
+    assert _config_hash(preset_config("collection", "smoke")) == _config_hash(
+        preset_config("collection", "smoke", ["crop_padding=0.05"]))

@@ -181,7 +181,11 @@ class CollectionConfig(Config):
     train_instances: int = 1200
     test_instances: int = 200
     views_per_instance: int = 1
-    crop_padding: float = 0.05
+    crop_padding: Optional[float] = 0.05
+    """Square object-centred crop with this padding (CMR-style; the crop's zoom varies with the view:
+    a car seen from the front is magnified ~2.5x against one seen from the side). ``None``: no crop,
+    the camera's own focal length and principal point (ShapeNet-NMR-style renders: with a fixed
+    ``camera.distance`` the object's image size depends on its pose only)."""
     textured_variant: bool = True
     camera: CameraConfig = field(default_factory=lambda: CameraConfig(elevation_deg=[-10.0, 40.0],
                                                                       theta_deg=[-8.0, 8.0], principal_jitter=0.0))

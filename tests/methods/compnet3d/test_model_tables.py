@@ -129,3 +129,18 @@ def test_run_tables_layout_with_paper_side_columns():
     assert t3["bus"] == 25.0 and t3["bus via"] == "car (75%)" and t3["avg (paper)"] == 45.5
     md = tables_markdown(tabs, "x")
     assert "| class | compnet3d |" in md and "Table 3" in md
+
+
+def test_preset_overrides_reach_the_generator(monkeypatch, tmp_path):
+    """``data.preset_overrides`` (e.g. more views per training instance) are passed to the generator."""
+    import importlib
+
+    gen = importlib.import_module("workbench.data.generate")   # the module (the package exports a function of that name)
+    from workbench.methods.compnet3d.config import CompNet3DConfig
+    from workbench.methods.compnet3d.data import dataset_root
+
+    seen = []
+    monkeypatch.setattr(gen, "generate", lambda preset, **kw: seen.append((preset, kw.get("overrides"))) or tmp_path)
+    assert dataset_root(CompNet3DConfig.for_profile("smoke", ["data.preset_overrides=[train_views=24]"])) == tmp_path
+    dataset_root(CompNet3DConfig.for_profile("smoke"))
+    assert seen == [("views", ["train_views=24"]), ("views", None)]

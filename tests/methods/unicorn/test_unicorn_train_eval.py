@@ -66,3 +66,20 @@ def test_smoke_end_to_end_beats_chance(smoke_cfg, tmp_path):
     tables = spec.tables(None)
     assert set(tables) == {"table2", "table3"}
     assert tables["table3"].iloc[-1]["full (paper)"] == pytest.approx(0.216)
+
+
+def test_preset_overrides_reach_the_generator(monkeypatch, tmp_path):
+    """``data.preset_overrides`` are passed to the generator after the category (e.g. uncropped renders)."""
+    import importlib
+
+    gen = importlib.import_module("workbench.data.generate")   # the module (the package exports a function of that name)
+
+    seen = []
+    monkeypatch.setattr(gen, "generate", lambda preset, **kw: seen.append((preset, kw["overrides"])) or tmp_path)
+    c = UnicornConfig.for_profile("smoke", ["data.categories=[car,bird]",
+                                            "data.preset_overrides=[crop_padding=null]"]).data
+    assert dataset_roots(c) == {"car": tmp_path, "bird": tmp_path}
+    assert seen == [("collection", ["category=car", "crop_padding=null"]), ("collection", ["crop_padding=null"])]
+    seen.clear()
+    dataset_roots(UnicornConfig.for_profile("smoke", ["data.categories=[bird]"]).data)
+    assert seen == [("collection", None)]   # the default dataset keeps its unhashed name

@@ -178,7 +178,8 @@ def dataset_root(cfg) -> Path:
     import importlib
 
     generate = importlib.import_module("workbench.data.generate").generate
-    return Path(generate(cfg.data.preset, profile=cfg.data.profile, seed=cfg.data.seed))
+    return Path(generate(cfg.data.preset, profile=cfg.data.profile, seed=cfg.data.seed,
+                         overrides=list(cfg.data.preset_overrides) or None))
 
 
 def load_task_data(cfg, root: str | Path | None = None) -> TaskData:
