@@ -6,6 +6,8 @@ They act consistently on every field they know: ``image (3, H, W)``, ``mask``/``
 (``images (V, 3, H, W)``) are handled by :class:`PerView`.
 
 * :class:`Compose`, :class:`Normalize`, :class:`ColorJitter` (photometric only);
+* :func:`photometric_batch`: the batched, functional photometric jitter (brightness, contrast,
+  saturation, RGB channel shuffle, greyscale) for training steps that augment on the device;
 * :class:`ResizePad` (aspect-preserving resize + pad to a square; intrinsics stay a valid pinhole);
 * :class:`RandomHorizontalFlip` (mirror: ``x -> W - x``, left/right keypoints swapped through
   ``flip_pairs``, ``azimuth -> -azimuth``, ``theta -> -theta``; exact for bilaterally symmetric objects).
@@ -17,7 +19,8 @@ from typing import Callable, Dict, List, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Compose", "Normalize", "ColorJitter", "ResizePad", "RandomHorizontalFlip", "PerView"]
+__all__ = ["Compose", "Normalize", "ColorJitter", "photometric_batch", "ResizePad", "RandomHorizontalFlip",
+           "PerView"]
 
 Item = Dict[str, object]
 
@@ -66,6 +69,52 @@ class ColorJitter:
         x = (x - grey) * self._u(self.s) + grey
         item["image"] = x.clamp(0, 1)
         return item
+
+
+def photometric_batch(images: torch.Tensor, brightness: float = 0.0, contrast: float = 0.0,
+                      saturation: float = 0.0, channel_shuffle: float = 0.0, grayscale: float = 0.0,
+                      generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Per-image photometric jitter of a batch; the geometry (and so every label) is unchanged.
+
+    Each image gets its own factors: brightness, contrast (about the image's mean) and saturation
+    (about its per-pixel grey) scaled by U(1 - s, 1 + s); with probability ``channel_shuffle`` its RGB
+    channels are permuted (one of the 5 non-identity orders: a hue change that keeps the shading), and
+    with probability ``grayscale`` it is replaced by its grey (kept as 3 channels). Use it where an
+    object's colour is not part of what is learned: instances of a category painted at random.
+
+    Args:
+        images: ``(B, 3, H, W)`` in [0, 1].
+        generator: CPU generator for the random draws; None = the global RNG.
+
+    Returns:
+        ``(B, 3, H, W)`` in [0, 1], on the device of ``images``.
+    """
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"photometric_batch expects (B, 3, H, W) images, got {tuple(images.shape)}")
+    B, dev, dt = images.shape[0], images.device, images.dtype
+
+    def factor(s: float) -> torch.Tensor:
+        return (1 + (torch.rand(B, generator=generator) * 2 - 1) * s).to(dev, dt).view(B, 1, 1, 1)
+
+    x = images
+    if brightness > 0:
+        x = x * factor(brightness)
+    if contrast > 0:
+        m = x.mean((1, 2, 3), keepdim=True)
+        x = (x - m) * factor(contrast) + m
+    if saturation > 0:
+        grey = x.mean(1, keepdim=True)
+        x = (x - grey) * factor(saturation) + grey
+    if channel_shuffle > 0:
+        orders = torch.tensor([[0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]])
+        pick = orders[torch.randint(0, 5, (B,), generator=generator)]
+        apply = torch.rand(B, generator=generator) < channel_shuffle
+        perm = torch.where(apply[:, None], pick, torch.arange(3).expand(B, 3)).to(dev)
+        x = torch.gather(x, 1, perm[:, :, None, None].expand_as(x))
+    if grayscale > 0:
+        apply = (torch.rand(B, generator=generator) < grayscale).to(dev).view(B, 1, 1, 1)
+        x = torch.where(apply, x.mean(1, keepdim=True).expand_as(x), x)
+    return x.clamp(0, 1)
 
 
 class ResizePad:

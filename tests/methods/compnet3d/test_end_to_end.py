@@ -59,6 +59,12 @@ def test_evaluation_outputs_and_tables(smoke):
         assert 0.0 <= r["acc"] <= 1.0 and r["n"] == len(data.rows[split])
         assert set(r["pose"]) == {"acc_pi6", "acc_pi18", "median_deg"} and set(r["pose_gt"]) == set(r["pose"])
         assert 0.0 <= r["pose"]["median_deg"] <= 180.0
+        # modulo the shapes' vertical-axis symmetries an error can only shrink
+        for key in ("pose", "pose_gt"):
+            assert r[key + "_sym"]["acc_pi6"] >= r[key]["acc_pi6"]
+            assert r[key + "_sym"]["median_deg"] <= r[key]["median_deg"]
+    ch = ev["splits"]["test"]["chance"]   # prior-guess chance: random training poses
+    assert 0.0 < ch["acc_pi6"] <= ch["acc_pi6_sym"] < 1.0 and 45.0 < ch["median_deg"] < 135.0
     u = ev["splits"]["unknown"]["per_category"]
     assert set(u) == {"bus"} and u["bus"]["used_class"] in data.class_names
     assert sum(u["bus"]["used_counts"].values()) == u["bus"]["n"]
@@ -67,7 +73,7 @@ def test_evaluation_outputs_and_tables(smoke):
     assert "Table 4" in md and "93.5" in md and "Table 3" in md
     tabs = METHOD.tables(__import__("pandas").DataFrame([{"method": "compnet3d", "run": run_dir.name,
                                                           "path": str(run_dir), "complete": True}]))
-    assert set(tabs) >= {"table1", "table2", "table4"}
+    assert set(tabs) >= {"table1", "table2", "table4", "pose_detail"}
 
 
 def test_pose_grouping_does_not_change_the_metrics(smoke):

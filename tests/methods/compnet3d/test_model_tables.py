@@ -106,7 +106,10 @@ def test_stratified_subset_round_robin():
 
 
 def test_run_tables_layout_with_paper_side_columns():
-    res = {"splits": {"test": {"acc": 0.9, "pose": {"acc_pi6": 0.5}},
+    res = {"splits": {"test": {"acc": 0.9, "n": 260, "pose": {"acc_pi6": 0.5, "median_deg": 31.0},
+                               "pose_gt": {"acc_pi6": 0.55}, "pose_sym": {"acc_pi6": 0.6},
+                               "pose_gt_sym": {"acc_pi6": 0.65},
+                               "chance": {"acc_pi6": 0.111, "acc_pi6_sym": 0.232}},
                       "occ_l1": {"acc": 0.8, "pose": {"acc_pi6": 0.4}},
                       "occ_l2": {"acc": 0.6, "pose": {"acc_pi6": 0.3}},
                       "occ_l3": {"acc": 0.4, "pose": {"acc_pi6": 0.2}},
@@ -127,8 +130,11 @@ def test_run_tables_layout_with_paper_side_columns():
     assert tabs["table2"].iloc[0]["style shift"] == 55.0
     t3 = tabs["table3"].iloc[0]
     assert t3["bus"] == 25.0 and t3["bus via"] == "car (75%)" and t3["avg (paper)"] == 45.5
+    pdt = tabs["pose_detail"].iloc[0]
+    assert (pdt["acc pi/6"], pdt["acc pi/6, gt class"], pdt["acc pi/6 mod sym"]) == (50.0, 55.0, 60.0)
+    assert (pdt["acc pi/6 mod sym, gt class"], pdt["chance acc pi/6"], pdt["chance mod sym"]) == (65.0, 11.1, 23.2)
     md = tables_markdown(tabs, "x")
-    assert "| class | compnet3d |" in md and "Table 3" in md
+    assert "| class | compnet3d |" in md and "Table 3" in md and "not in the paper" in md
 
 
 def test_preset_overrides_reach_the_generator(monkeypatch, tmp_path):

@@ -155,6 +155,9 @@ class EvalSection(Config):
     """Also report pose with the ground-truth class's mesh."""
     gt_crop: bool = False
     """NOVUM's oracle: restrict eq 7 to the ground-truth object mask."""
+    symmetry: bool = True
+    """Also report pose modulo each ground-truth shape's turns about its vertical axis, and the
+    IID prior-guess chance (not in the paper's protocol; needs the dataset's shape files, else skipped)."""
 
 
 @dataclass
@@ -165,6 +168,18 @@ class AugmentSection(Config):
     """Maximum translation as a fraction of the image size, per axis."""
     scale: tuple[float, float] = (0.85, 1.15)
     """Zoom range."""
+    brightness: float = 0.0
+    """Photometric jitter (``workbench.data.transforms.photometric_batch``), applied whatever
+    ``enabled`` says: brightness factor in [1 - x, 1 + x] (0 = off)."""
+    contrast: float = 0.0
+    """Contrast factor in [1 - x, 1 + x] (0 = off)."""
+    saturation: float = 0.0
+    """Saturation factor in [1 - x, 1 + x] (0 = off)."""
+    channel_shuffle: float = 0.0
+    """Probability of permuting an image's RGB channels (the synthetic instances are painted at random,
+    so colour says nothing of the class or the part)."""
+    grayscale: float = 0.0
+    """Probability of turning an image grey."""
 
 
 @dataclass
@@ -227,8 +242,8 @@ class CompNet3DConfig(Config):
             "loss": {"n_sample": 16, "exclude_radius": 0.1},
             "bank": {"n_background": 512},
             "pose": {"refine_steps": 30},
-            "eval": {"max_images": 104, "batch_size": 26},
-            "train": {"iterations": 800, "batch_size": 16, "lr": 1e-3, "schedule": "cosine", "warmup_iters": 50,
+            "eval": {"max_images": 0, "batch_size": 26},
+            "train": {"iterations": 2400, "batch_size": 16, "lr": 1e-3, "schedule": "cosine", "warmup_iters": 50,
                       "checkpoint_every": 400, "log_every": 20, "eval_every": 200},
         },
         "full": {

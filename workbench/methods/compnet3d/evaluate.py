@@ -7,6 +7,12 @@ ground-truth class's (``pose_gt``). On the ``unknown`` split (categories never t
 pose is zero-shot: every seen class's mesh is tried and the one with the lowest eq-8 loss is used
 (reported per unknown category, with which seen class was used how often).
 
+Not in the paper's protocol, and labelled as such: with ``eval.symmetry`` each pose summary is also
+given modulo the ground-truth shape's own turns about its vertical axis (``pose_sym``,
+``pose_gt_sym``; a table, stool or bottle has no defined azimuth, see
+:mod:`workbench.geometry.symmetry`), and the IID split reports the prior-guess chance level
+(``chance``: a random training pose as the answer), plain and modulo symmetry.
+
 The dual-head baseline predicts the class by its logits and the pose by its three angle bins.
 ``eval.json`` (atomic) holds everything; ``tables.md``/``tables.json`` hold this run's rows in the
 layout of the paper's Tables 2, 3 and 4 with the paper's numbers beside them.
@@ -14,6 +20,7 @@ layout of the paper's Tables 2, 3 and 4 with the paper's numbers beside them.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import Counter
 from pathlib import Path
@@ -24,7 +31,9 @@ import torch
 from ...core.device import get_device
 from ...core.errors import CheckpointError
 from ...core.io import write_json, write_text
+from ...geometry.mesh_io import load_ply
 from ...geometry.pose import pose_summary, pose_to_rt, rotation_error
+from ...geometry.symmetry import mesh_vertical_symmetries, symmetric_rotation_error
 from ...train import load_model_weights
 from .classify import class_scores
 from .config import CompNet3DConfig
@@ -94,6 +103,60 @@ class CompNetPredictor:
         return self.pose(fmap, classes, focal, principal), classes
 
 
+class ShapeSymmetries:
+    """Vertical-axis symmetries of the ground-truth shape of each dataset row, computed once per shape file.
+
+    ``get(rows)`` -> one ``(S,)`` angle tensor per row, or None when no row has a shape file (real
+    datasets without CAD models): the symmetry-aware summaries are then left out.
+    """
+
+    def __init__(self, data: TaskData):
+        self.data = data
+        df = data.index.df
+        self.shapes = df["shape"].astype(str).to_numpy() if "shape" in df.columns else None
+        self.cache: dict[str, torch.Tensor | None] = {}
+
+    def _of(self, rel: str) -> torch.Tensor | None:
+        if rel not in self.cache:
+            path = self.data.root / rel if rel and rel not in ("nan", "None") else None
+            if path is None or not path.is_file():
+                self.cache[rel] = None
+            else:
+                self.cache[rel] = mesh_vertical_symmetries(*load_ply(path))
+        return self.cache[rel]
+
+    def get(self, rows) -> list[torch.Tensor | None] | None:
+        if self.shapes is None:
+            return None
+        out = [self._of(self.shapes[int(r)]) for r in rows]
+        return None if all(o is None for o in out) else out
+
+
+def prior_chance(data: TaskData, R_gt: torch.Tensor, sym: list | None, n_guesses: int = 100,
+                 seed: int = 0) -> dict[str, float]:
+    """Prior-guess chance of ``R_gt (N, 3, 3)``: the mean acc@pi/6 (and the median error) when each
+    image's pose is answered by ``n_guesses`` random training poses; ``acc_pi6_sym`` modulo ``sym``."""
+    train = data.dataset("train")
+    g = torch.Generator().manual_seed(seed)
+    pick = torch.randint(0, len(train), (R_gt.shape[0], n_guesses), generator=g)
+    Rt = train._R.double()
+    Rg = R_gt.double().cpu()
+    acc, acc_s, errs = [], [], []
+    for i in range(Rg.shape[0]):
+        C = Rt[pick[i]]
+        e = rotation_error(C, Rg[i].expand_as(C))
+        errs.append(e)
+        acc.append((e < math.pi / 6).double().mean())
+        if sym is not None:
+            es = symmetric_rotation_error(C, Rg[i].expand_as(C), [sym[i]] * n_guesses)
+            acc_s.append((es < math.pi / 6).double().mean())
+    out = {"acc_pi6": float(torch.stack(acc).mean()),
+           "median_deg": float(torch.rad2deg(torch.cat(errs).median()))}
+    if acc_s:
+        out["acc_pi6_sym"] = float(torch.stack(acc_s).mean())
+    return out
+
+
 def _summ(errors: list[torch.Tensor]) -> dict[str, float]:
     if not errors:
         return {}
@@ -104,7 +167,7 @@ def _summ(errors: list[torch.Tensor]) -> dict[str, float]:
 
 def _pose_jobs(predictor: "CompNetPredictor", cfg: CompNet3DConfig, split: str, fmap: torch.Tensor,
                labels: torch.Tensor, focal: torch.Tensor, principal: torch.Tensor, R_gt: torch.Tensor,
-               mask: torch.Tensor | None = None):
+               mask: torch.Tensor | None = None, sym: list | None = None) -> dict[str, torch.Tensor | None]:
     """Classification and pose of a group of images (any number of loader batches).
 
     Every render-and-compare run of the group goes through one :meth:`CompNetPredictor.pose` call:
@@ -114,18 +177,27 @@ def _pose_jobs(predictor: "CompNetPredictor", cfg: CompNet3DConfig, split: str, 
     loss), so grouping only removes per-call rasterizer overhead.
 
     ``fmap (N, D, h, w)``, ``labels (N,)``, ``focal (N,)`` / ``principal (N, 2)`` at feature
-    resolution, ``R_gt (N, 3, 3)``; ``mask (N, 1, H, W)`` restricts eq 7 (``eval.gt_crop``).
+    resolution, ``R_gt (N, 3, 3)``; ``mask (N, 1, H, W)`` restricts eq 7 (``eval.gt_crop``); ``sym``
+    the images' shape symmetries (:class:`ShapeSymmetries`), for the errors modulo symmetry.
 
-    Returns ``pred (N,)``, ``err_pred (N,)`` float64 or None, ``err_gt (N,)`` float64 or None.
+    Returns ``{"pred": (N,), "pose", "pose_gt", "pose_sym", "pose_gt_sym": (N,) float64 errors or None}``.
     """
     N = fmap.shape[0]
+    out: dict[str, torch.Tensor | None] = {"pose": None, "pose_gt": None, "pose_sym": None, "pose_gt_sym": None}
+
+    def errors(R: torch.Tensor, R_ref: torch.Tensor, rows: torch.Tensor, key: str) -> None:
+        out[key] = rotation_error(R, R_ref).cpu()
+        if sym is not None:
+            out[key + "_sym"] = symmetric_rotation_error(R, R_ref, [sym[i] for i in rows.tolist()]).cpu()
+
     if split == "unknown":
-        res, pred = predictor.zero_shot_pose(fmap, focal, principal)
-        return pred, rotation_error(res.R, R_gt).cpu(), None
+        res, out["pred"] = predictor.zero_shot_pose(fmap, focal, principal)
+        errors(res.R, R_gt, torch.arange(N), "pose")
+        return out
     S = predictor.classify(fmap, mask)
-    pred = S.argmax(1)
+    pred = out["pred"] = S.argmax(1)
     if not cfg.eval.pose:
-        return pred, None, None
+        return out
     idx = torch.arange(N, device=fmap.device)
     classes = pred
     wrong = torch.zeros(0, dtype=torch.long, device=fmap.device)
@@ -134,31 +206,39 @@ def _pose_jobs(predictor: "CompNetPredictor", cfg: CompNet3DConfig, split: str, 
         idx = torch.cat([idx, wrong])
         classes = torch.cat([pred, labels[wrong]])
     res = predictor.pose(fmap[idx], classes, focal[idx], principal[idx])
-    err = rotation_error(res.R, R_gt[idx]).cpu()
-    err_pred = err[:N]
-    err_gt = None
-    if cfg.eval.gt_class_pose:
-        err_gt = err_pred.clone()
-        err_gt[wrong.cpu()] = err[N:]
-    return pred, err_pred, err_gt
+    errors(res.R, R_gt[idx], idx.cpu(), "pose")
+    for key in ("pose", "pose_sym"):
+        err = out[key]
+        if err is None:
+            continue
+        out[key] = err[:N]
+        if cfg.eval.gt_class_pose:
+            out[key.replace("pose", "pose_gt")] = err[:N].clone()
+            out[key.replace("pose", "pose_gt")][wrong.cpu()] = err[N:]
+    return out
 
 
 def evaluate_split(model, cfg: CompNet3DConfig, data: TaskData, split: str, device,
-                   distance: float, predictor: "CompNetPredictor | None" = None) -> dict[str, Any]:
+                   distance: float, predictor: "CompNetPredictor | None" = None,
+                   symmetries: ShapeSymmetries | None = None) -> dict[str, Any]:
     """Accuracy and pose metrics of one split (``unknown`` gives zero-shot pose per category).
 
     The mesh model's feature maps are gathered over ``eval.pose_batch_size`` images before the
     poses of the group are estimated in one batch (see :func:`_pose_jobs`); the results do not
     depend on the grouping. Pass one ``predictor`` for several splits to reuse its cached
-    grid-pose renders (they depend only on the class meshes and the camera).
+    grid-pose renders (they depend only on the class meshes and the camera), and one
+    ``symmetries`` (with ``eval.symmetry``) to reuse the shapes' symmetries.
     """
     loader = data.loader(split, batch_size=cfg.eval.batch_size, max_images=cfg.eval.max_images)
     is_compnet = isinstance(model, NeuralMeshModel)
     if is_compnet and predictor is None:
         predictor = CompNetPredictor(model, cfg, distance)
     group = max(int(cfg.eval.pose_batch_size), 1)
-    preds, labels_all, names = [], [], []
-    err_pred, err_gt = [], []
+    if symmetries is None and cfg.eval.symmetry:
+        symmetries = ShapeSymmetries(data)
+    preds, labels_all, names, R_all = [], [], [], []
+    errs_by: dict[str, list[torch.Tensor]] = {"pose": [], "pose_gt": [], "pose_sym": [], "pose_gt_sym": []}
+    sym_all: list | None = [] if symmetries is not None else None
     pending: list[dict] = []
 
     def flush() -> None:
@@ -166,13 +246,13 @@ def evaluate_split(model, cfg: CompNet3DConfig, data: TaskData, split: str, devi
             return
         cat = {k: torch.cat([p[k] for p in pending]) for k in ("fmap", "label", "focal", "principal", "R")}
         mask = torch.cat([p["mask"] for p in pending]) if cfg.eval.gt_crop else None
-        p, e, eg = _pose_jobs(predictor, cfg, split, cat["fmap"], cat["label"], cat["focal"], cat["principal"],
-                              cat["R"], mask)
-        preds.append(p.cpu())
-        if e is not None:
-            err_pred.append(e)
-        if eg is not None:
-            err_gt.append(eg)
+        sym = sum((p["sym"] for p in pending), []) if all(p["sym"] is not None for p in pending) else None
+        res = _pose_jobs(predictor, cfg, split, cat["fmap"], cat["label"], cat["focal"], cat["principal"],
+                         cat["R"], mask, sym)
+        preds.append(res["pred"].cpu())
+        for key, lst in errs_by.items():
+            if res[key] is not None:
+                lst.append(res[key])
         pending.clear()
 
     t0 = time.perf_counter()
@@ -182,11 +262,15 @@ def evaluate_split(model, cfg: CompNet3DConfig, data: TaskData, split: str, devi
         labels = batch["label"].to(device)
         R_gt = batch["R"].to(device)
         labels_all.append(batch["label"].cpu())
+        R_all.append(batch["R"].cpu())
         names.extend(batch["category_name"])
+        sym = symmetries.get(batch["index"].tolist()) if symmetries is not None else None
+        if sym_all is not None:
+            sym_all = sym_all + sym if sym is not None else None
         if is_compnet:
             fmap = predictor.features(images)
             focal, principal = feature_intrinsics(batch, data.image_size, fmap.shape[-2:], device)
-            item = {"fmap": fmap, "label": labels, "focal": focal, "principal": principal, "R": R_gt}
+            item = {"fmap": fmap, "label": labels, "focal": focal, "principal": principal, "R": R_gt, "sym": sym}
             if cfg.eval.gt_crop:
                 item["mask"] = batch["mask"].to(device)
             pending.append(item)
@@ -200,20 +284,23 @@ def evaluate_split(model, cfg: CompNet3DConfig, data: TaskData, split: str, devi
             preds.append(logits.argmax(1).cpu())
             a, e, th = bins_to_angles(pose_logits.argmax(-1), model.bins)
             R_p, _ = pose_to_rt(a, e, th, torch.ones_like(a))
-            err_pred.append(rotation_error(R_p, R_gt).cpu())
+            errs_by["pose"].append(rotation_error(R_p, R_gt).cpu())
+            if sym is not None:
+                errs_by["pose_sym"].append(symmetric_rotation_error(R_p, R_gt, sym).cpu())
     if is_compnet:
         flush()
     pred = torch.cat(preds) if preds else torch.zeros(0, dtype=torch.long)
     target = torch.cat(labels_all) if labels_all else torch.zeros(0, dtype=torch.long)
-    errs = torch.cat(err_pred) if err_pred else None
+    errs = torch.cat(errs_by["pose"]) if errs_by["pose"] else None
     n = int(target.shape[0])
     out: dict[str, Any] = {"n": n, "time_s": time.perf_counter() - t0}
     if split != "unknown":
         out["acc"] = int((pred == target).sum()) / max(n, 1)
-    if err_pred:
-        out["pose"] = _summ(err_pred)
-    if err_gt:
-        out["pose_gt"] = _summ(err_gt)
+    for key, lst in errs_by.items():
+        if lst and (not key.endswith("_sym") or sym_all is not None):
+            out[key] = _summ(lst)
+    if split == "test" and errs is not None and n:
+        out["chance"] = prior_chance(data, torch.cat(R_all), sym_all)
     if split != "unknown":
         per_cat: dict[str, dict] = {}
         for i, name in enumerate(names):
@@ -267,13 +354,14 @@ def evaluate(cfg: CompNet3DConfig, run_dir: Path, data: TaskData | None = None,
     wanted = splits or list(cfg.eval.splits)
     results: dict[str, Any] = {"splits": {}, "skipped": []}
     predictor = CompNetPredictor(model, cfg, distance) if isinstance(model, NeuralMeshModel) else None
+    symmetries = ShapeSymmetries(data) if cfg.eval.symmetry else None
     for split in wanted:
         if split not in data.available_splits:
             log.warning("split '%s' is not in the dataset (%s); skipped", split, ", ".join(data.available_splits))
             results["skipped"].append(split)
             continue
         log.info("evaluating %s on %s", run_dir.name, split)
-        results["splits"][split] = evaluate_split(model, cfg, data, split, device, distance, predictor)
+        results["splits"][split] = evaluate_split(model, cfg, data, split, device, distance, predictor, symmetries)
     metrics = flat_metrics(results)
     summary_path = run_dir / "train_summary.json"
     if summary_path.is_file():
@@ -357,7 +445,7 @@ def flat_metrics(results: dict) -> dict[str, float]:
     for split, r in results["splits"].items():
         if "acc" in r:
             out[f"{split}.acc"] = r["acc"]
-        for key in ("pose", "pose_gt"):
+        for key in ("pose", "pose_gt", "pose_sym", "pose_gt_sym", "chance"):
             for k, v in r.get(key, {}).items():
                 out[f"{split}.{key}_{k}"] = v
         if split == "unknown" and r.get("per_category"):

@@ -27,9 +27,10 @@ import torch.nn.functional as F
 
 from ...core.errors import ConfigError
 from ...core.io import write_json
+from ...data.transforms import photometric_batch
 from ...train import ResumableLoader, Trainer, build_optimizer, build_scheduler, unwrap_model
 from .classify import class_scores
-from .config import CompNet3DConfig
+from .config import AugmentSection, CompNet3DConfig
 from .confusion import ConfusionSchedule
 from .correspond import compute_correspondences
 from .data import TaskData, load_task_data
@@ -85,6 +86,18 @@ def augment_batch(batch: dict, shift: float, scale: tuple[float, float]) -> dict
     out["focal"] = batch["focal"] * s
     out["principal"] = c + s[:, None] * (batch["principal"] - c) + t
     return out
+
+
+def augment(batch: dict, cfg: AugmentSection) -> dict:
+    """The training augmentation of both models: :func:`augment_batch` (when ``cfg.enabled``) then
+    the photometric jitter of ``cfg`` (when any of its strengths is non-zero)."""
+    if cfg.enabled:
+        batch = augment_batch(batch, cfg.shift, tuple(cfg.scale))
+    if cfg.brightness or cfg.contrast or cfg.saturation or cfg.channel_shuffle or cfg.grayscale:
+        batch = dict(batch)
+        batch["image"] = photometric_batch(batch["image"], cfg.brightness, cfg.contrast, cfg.saturation,
+                                           cfg.channel_shuffle, cfg.grayscale)
+    return batch
 
 
 def mask_at(mask: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
@@ -153,8 +166,7 @@ class CompNetStep:
         net: NeuralMeshModel = unwrap_model(model)
         if cfg.loss.contrast == "grouped" and cfg.loss.use_weights and self.schedule.due(step):
             self.calibrate(net, step)
-        if cfg.augment.enabled:
-            batch = augment_batch(batch, cfg.augment.shift, tuple(cfg.augment.scale))
+        batch = augment(batch, cfg.augment)
         images, labels = batch["image"], batch["label"]
         fmap = model(images)                                             # (B, D, h, w)
         h, w = fmap.shape[-2:]
@@ -209,8 +221,7 @@ class DualHeadStep:
         self.bins = cfg.model.pose_bins
 
     def __call__(self, model, batch: dict, step: int) -> dict[str, Any]:
-        if self.cfg.augment.enabled:  # same augmentation as the mesh model (the pose angles are unchanged)
-            batch = augment_batch(batch, self.cfg.augment.shift, tuple(self.cfg.augment.scale))
+        batch = augment(batch, self.cfg.augment)  # as the mesh model's (the pose angles are unchanged)
         logits, pose = model(batch["image"])
         target = angles_to_bins(batch["azimuth"], batch["elevation"], batch["theta"], self.bins)
         l_cls = F.cross_entropy(logits, batch["label"])
