@@ -150,3 +150,30 @@ def test_preset_overrides_reach_the_generator(monkeypatch, tmp_path):
     assert dataset_root(CompNet3DConfig.for_profile("smoke", ["data.preset_overrides=[train_views=24]"])) == tmp_path
     dataset_root(CompNet3DConfig.for_profile("smoke"))
     assert seen == [("views", ["train_views=24"]), ("views", None)]
+
+
+def test_shape_symmetries_per_row_and_bad_shape_files(tmp_path, caplog):
+    """Rows share one computation per shape file; a corrupt or non-PLY shape has no symmetries (a
+    warning for the corrupt one), and a dataset without readable shapes gives None (no symmetry scores)."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from workbench.geometry import cuboid_mesh
+    from workbench.geometry.mesh_io import save_ply
+    from workbench.methods.compnet3d.evaluate import ShapeSymmetries
+
+    m = cuboid_mesh((1.0, 0.5, 0.4), n_verts=120, merge_duplicates=True)
+    save_ply(tmp_path / "box.ply", m.verts_list()[0], m.faces_list()[0])
+    (tmp_path / "bad.ply").write_bytes(b"ply\nnot really\n")
+    (tmp_path / "cloud.npz").write_bytes(b"")
+    df = pd.DataFrame({"shape": ["box.ply", "bad.ply", "cloud.npz", "", "box.ply"]})
+    syms = ShapeSymmetries(SimpleNamespace(root=tmp_path, index=SimpleNamespace(df=df)))
+    with caplog.at_level("WARNING"):
+        got = syms.get([0, 1, 2, 3, 4])
+    assert [round(math.degrees(float(p))) for p in got[0]] == [180] and got[4] is got[0]
+    assert got[1] is None and got[2] is None and got[3] is None
+    assert "bad.ply" in caplog.text
+    assert syms.get([1, 2, 3]) is None
+    no_col = ShapeSymmetries(SimpleNamespace(root=tmp_path, index=SimpleNamespace(df=df.drop(columns="shape"))))
+    assert no_col.get([0]) is None

@@ -66,6 +66,10 @@ class ViewsTask(Dataset):
     def labels(self) -> list[int]:
         return [self.class_ids.get(c, -1) for c in self.categories()]
 
+    def rotations(self) -> torch.Tensor:
+        """``(N, 3, 3)`` ground-truth rotations of the split's images (no image is read)."""
+        return self._R
+
     def __getitem__(self, i: int) -> dict[str, Any]:
         r = self.rows[i]
         c = self._cols

@@ -106,8 +106,9 @@ class CompNetPredictor:
 class ShapeSymmetries:
     """Vertical-axis symmetries of the ground-truth shape of each dataset row, computed once per shape file.
 
-    ``get(rows)`` -> one ``(S,)`` angle tensor per row, or None when no row has a shape file (real
-    datasets without CAD models): the symmetry-aware summaries are then left out.
+    ``get(rows)`` -> one ``(S,)`` angle tensor per row (None for a row without a readable ``.ply``
+    shape), or None when no row has one (real datasets without meshes): the symmetry-aware summaries
+    are then left out.
     """
 
     def __init__(self, data: TaskData):
@@ -119,10 +120,12 @@ class ShapeSymmetries:
     def _of(self, rel: str) -> torch.Tensor | None:
         if rel not in self.cache:
             path = self.data.root / rel if rel and rel not in ("nan", "None") else None
-            if path is None or not path.is_file():
-                self.cache[rel] = None
-            else:
-                self.cache[rel] = mesh_vertical_symmetries(*load_ply(path))
+            self.cache[rel] = None
+            if path is not None and path.suffix.lower() == ".ply" and path.is_file():
+                try:
+                    self.cache[rel] = mesh_vertical_symmetries(*load_ply(path))
+                except Exception as e:  # a corrupt shape only costs its symmetry-aware score
+                    log.warning("compnet3d: no symmetries for %s (%s): scored without", path, e)
         return self.cache[rel]
 
     def get(self, rows) -> list[torch.Tensor | None] | None:
@@ -139,7 +142,7 @@ def prior_chance(data: TaskData, R_gt: torch.Tensor, sym: list | None, n_guesses
     train = data.dataset("train")
     g = torch.Generator().manual_seed(seed)
     pick = torch.randint(0, len(train), (R_gt.shape[0], n_guesses), generator=g)
-    Rt = train._R.double()
+    Rt = train.rotations().double()
     Rg = R_gt.double().cpu()
     acc, acc_s, errs = [], [], []
     for i in range(Rg.shape[0]):
