@@ -93,7 +93,8 @@ def pose_detail(rows: Iterable[tuple[str, str, Mapping]]) -> pd.DataFrame:
             continue
         ch = r.get("chance", {})
         out.append({"model": label, "n": r.get("n"),
-                    "acc pi/6": _pct(r["pose"].get("acc_pi6")), "median deg": r["pose"].get("median_deg"),
+                    "acc pi/6": _pct(r["pose"].get("acc_pi6")),
+                    "median deg": None if "median_deg" not in r["pose"] else round(r["pose"]["median_deg"], 1),
                     "acc pi/6, gt class": _pct(r.get("pose_gt", {}).get("acc_pi6")),
                     "acc pi/6 mod sym": _pct(r.get("pose_sym", {}).get("acc_pi6")),
                     "acc pi/6 mod sym, gt class": _pct(r.get("pose_gt_sym", {}).get("acc_pi6")),
