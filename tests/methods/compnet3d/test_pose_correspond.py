@@ -186,3 +186,23 @@ def test_backface_culling_gives_the_same_fragments_on_cuboids():
     assert (ref.pix_to_face >= 0).float().mean() > 0.1
     assert torch.equal(ref.pix_to_face, cull.pix_to_face)
     assert torch.equal(ref.zbuf, cull.zbuf) and torch.equal(ref.bary_coords, cull.bary_coords)
+
+
+def test_training_augmentation_combines_geometry_and_photometry():
+    """``augment`` applies the zoom/shift only when enabled and the photometric jitter only when a
+    strength is set; the jitter leaves the cameras alone."""
+    from workbench.methods.compnet3d.config import AugmentSection
+    from workbench.methods.compnet3d.train import augment
+
+    g = torch.Generator().manual_seed(0)
+    batch = {"image": torch.rand(4, 3, 16, 16, generator=g), "focal": torch.full((4,), 30.0),
+             "principal": torch.full((4, 2), 8.0)}
+    off = augment(batch, AugmentSection(enabled=False))
+    assert off["image"] is batch["image"]
+    colour = augment(batch, AugmentSection(enabled=False, channel_shuffle=1.0))
+    assert torch.allclose(colour["image"].sort(1).values, batch["image"].sort(1).values)
+    assert not torch.equal(colour["image"], batch["image"]) and colour["focal"] is batch["focal"]
+    torch.manual_seed(1)
+    both = augment(batch, AugmentSection(grayscale=1.0))
+    assert not torch.allclose(both["principal"], batch["principal"])
+    assert torch.allclose(both["image"][:, 0], both["image"][:, 2])
