@@ -50,24 +50,16 @@ class Normalize:
 
 
 class ColorJitter:
-    """Random brightness / contrast / saturation factors in ``[1 - s, 1 + s]`` (seedable generator)."""
+    """Random brightness / contrast / saturation factors in ``[1 - s, 1 + s]`` (seedable generator):
+    :func:`photometric_batch` on one item's image."""
 
     def __init__(self, brightness: float = 0.3, contrast: float = 0.3, saturation: float = 0.3,
                  generator: Optional[torch.Generator] = None):
         self.b, self.c, self.s = brightness, contrast, saturation
         self.g = generator
 
-    def _u(self, s: float) -> float:
-        return float(1 + (torch.rand((), generator=self.g) * 2 - 1) * s)
-
     def __call__(self, item: Item) -> Item:
-        x = item["image"]
-        x = x * self._u(self.b)
-        m = x.mean()
-        x = (x - m) * self._u(self.c) + m
-        grey = x.mean(0, keepdim=True)
-        x = (x - grey) * self._u(self.s) + grey
-        item["image"] = x.clamp(0, 1)
+        item["image"] = photometric_batch(item["image"][None], self.b, self.c, self.s, generator=self.g)[0]
         return item
 
 

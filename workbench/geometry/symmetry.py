@@ -8,8 +8,9 @@ minimum over a shape's own symmetries (as symmetry-aware 6D pose benchmarks do).
 
 :func:`vertical_symmetries` finds them from surface samples: the shape is symmetric under a turn
 ``phi`` when the samples turned by ``phi`` are as close to a second, independent sampling of the
-surface as an unturned sampling is (a high quantile of the nearest-neighbour distances) (the Chamfer distance of two samplings of the same surface sets
-the noise floor, so no absolute tolerance depends on the sample count or the shape's size).
+surface as an unturned sampling is, measured by a high quantile of the nearest-neighbour distances.
+Two samplings of the same surface set the noise floor, so no absolute tolerance depends on the
+sample count or the shape's size.
 
 Row-vector convention: ``X_view = X_obj @ R + T``; turning the object by ``phi`` about +Y is
 ``X_obj @ rotation_y(phi)``, so the equivalent ground truths are ``rotation_y(phi) @ R_gt``.
@@ -74,8 +75,9 @@ def vertical_symmetries(points: torch.Tensor, reference: torch.Tensor, step_deg:
     deg = torch.rad2deg(phis)
     phis = phis[(deg >= min_deg - 1e-6) & (deg <= 360.0 - min_deg + 1e-6)]
     rots = rotation_y(phis).float()
-    keep = [bool(_nn_quantile(p @ R, ref, quantile) <= (1 + margin) * d0) for R in rots]
-    return phis[torch.tensor(keep, dtype=torch.bool)] if keep else phis
+    keep = torch.tensor([bool(_nn_quantile(p @ R, ref, quantile) <= (1 + margin) * d0) for R in rots],
+                        dtype=torch.bool)
+    return phis[keep]
 
 
 def mesh_vertical_symmetries(verts: torch.Tensor, faces: torch.Tensor, n_points: int = 1500, seed: int = 0,

@@ -229,11 +229,12 @@ class CompNet3DConfig(Config):
         # compnet3d then leads on IID, brightness, frost and snow (p <= 0.05), not on occlusion or fog.
         # Pose, what limits it (seed 0, all 260 IID test images, ground-truth class, acc at pi/6 / median error):
         # 2400 iterations 31.9-32.3 % / 70 deg; 4800 iterations 38.1 % / 51 deg (training images 63.8 % / 16 deg,
-        # bed/sofa/chair 97-99 %); 2400 iterations with 3x the training views (``data.preset_overrides=[train_views=24]``)
-        # 33.8 %, with 3x the instances (``[train_instances=48]``) 31.9 %, but 4800 iterations with 3x the instances
-        # 42.3 % / 43 deg (classification 61.5 %) and 9600 iterations with 3x the instances 46.5 % (41.2 % with the
-        # predicted class, median 43 deg; classification 70.4 %); learning rate 2e-3 33.5 % (50.8 %); seed 1 of this
-        # profile 28.5 % (20.4 % predicted class; classification 47.3 %); 128 px inputs 35.0 %; ``top_stride`` 8 27.7 %; colour jitter
+        # bed/sofa/chair 97-99 %); 2400 iterations with 3x the training views
+        # (``data.preset_overrides=[train_views=24]``) 33.8 %, with 3x the instances (``[train_instances=48]``)
+        # 31.9 %, but 4800 iterations with 3x the instances 42.3 % / 43 deg (classification 61.5 %) and 9600
+        # iterations with 3x the instances 46.5 % (41.2 % with the predicted class, median 43 deg; classification
+        # 70.4 %); learning rate 2e-3 33.5 % (50.8 %); seed 1 of this profile 28.5 % (20.4 % predicted class;
+        # classification 47.3 %); 128 px inputs 35.0 %; ``top_stride`` 8 27.7 %; colour jitter
         # (``augment.brightness/contrast/saturation=0.3, channel_shuffle=0.8, grayscale=0.1``) 30.8 % (classification
         # 43.8 %). The search is not the limit (4800 iterations: 0 / 100 refinement steps 32.7 / 39.6 %, 24 azimuths
         # 37.7 %). A fifth of the errors are half turns about the vertical (cars and benches even on training images).

@@ -38,8 +38,8 @@ def dataset_roots(cfg: DataSection, workers: int | None = None) -> dict[str, Pat
     out = {}
     for cat in cfg.categories:
         overrides = ([f"category={cat}"] if cat != "bird" else []) + list(cfg.preset_overrides)
-        out[cat] = generate(cfg.preset, profile=cfg.profile, seed=cfg.seed, overrides=overrides or None, workers=workers,
-                            progress=False)
+        out[cat] = generate(cfg.preset, profile=cfg.profile, seed=cfg.seed, overrides=overrides or None,
+                            workers=workers, progress=False)
     return out
 
 
